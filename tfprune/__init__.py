@@ -1,0 +1,1 @@
+"""tfprune: structured channel pruning for Keras 3."""

@@ -1,0 +1,153 @@
+"""PruningPlan: which channels of each group a pruned model keeps.
+
+A plan is plain data (group id -> kept indices) checked against the
+`ChannelGraph` it was made for. Every pruning method in tfprune produces one;
+`tfprune.rebuild` consumes it.
+"""
+
+import json
+
+import numpy as np
+
+from tfprune.errors import InvalidPlanError
+
+PLAN_FORMAT = "tfprune.PruningPlan/1"
+
+
+class PruningPlan:
+    """The channels kept in every group of a `ChannelGraph`.
+
+    Args:
+        graph: the `ChannelGraph` of the model to prune.
+        keep: dict group id -> iterable of channel indices to keep. Groups
+            not listed are kept whole.
+        round_to: if given, every pruned group must keep a multiple of this
+            many channels (or all of them); checked here.
+
+    Attributes:
+        keep: dict group id -> sorted int array of kept indices, for every
+            group of the graph.
+
+    Example:
+
+    ```python
+    graph = tfprune.analyze(model)
+    group = graph.group_of("conv1")
+    plan = tfprune.PruningPlan(graph, {group.id: [0, 1, 4]})
+    slim = tfprune.rebuild(model, plan)
+    ```
+    """
+
+    def __init__(self, graph, keep, round_to=None):
+        self.graph = graph
+        self.keep = {}
+        unknown = set(keep) - {g.id for g in graph.groups}
+        if unknown:
+            raise InvalidPlanError(
+                f"plan names group ids {sorted(unknown)} that the model does "
+                f"not have (it has groups 0..{len(graph.groups) - 1})."
+            )
+        for group in graph.groups:
+            if group.id not in keep:
+                self.keep[group.id] = np.arange(group.size)
+                continue
+            idx = np.asarray(sorted(int(i) for i in keep[group.id]), dtype=np.int64)
+            where = f"group {group.id} (layers {', '.join(group.producers[:3])})"
+            if len(idx) == 0:
+                raise InvalidPlanError(
+                    f"{where} keeps no channel; keep at least one.")
+            if len(np.unique(idx)) != len(idx):
+                raise InvalidPlanError(f"{where} lists a channel twice.")
+            if idx[0] < 0 or idx[-1] >= group.size:
+                raise InvalidPlanError(
+                    f"{where} has {group.size} channels; index "
+                    f"{idx[0] if idx[0] < 0 else idx[-1]} is out of range.")
+            if len(idx) < group.size and not group.prunable:
+                raise InvalidPlanError(
+                    f"{where} cannot be pruned ({group.reason}); keep all "
+                    f"{group.size} channels or leave it out of the plan.")
+            if round_to and len(idx) < group.size and len(idx) % round_to:
+                raise InvalidPlanError(
+                    f"{where} keeps {len(idx)} channels, not a multiple of "
+                    f"round_to={round_to}.")
+            self.keep[group.id] = idx
+
+    @property
+    def kept_channels(self):
+        """Bool array over the graph's channel numbering: True where kept."""
+        mask = np.zeros(self.graph.num_channels, dtype=bool)
+        for group in self.graph.groups:
+            mask[group.offset + self.keep[group.id]] = True
+        return mask
+
+    def mask(self, tensor_key):
+        """Bool mask over the channel axis of one tensor of the graph."""
+        return self.kept_channels[self.graph.channels[tensor_key]]
+
+    def masks(self):
+        """Dict tensor key -> bool mask over its channel axis."""
+        kept = self.kept_channels
+        return {k: kept[v] for k, v in self.graph.channels.items()}
+
+    def widths(self):
+        """Dict group id -> number of kept channels."""
+        return {gid: len(idx) for gid, idx in self.keep.items()}
+
+    @property
+    def is_identity(self):
+        return all(len(self.keep[g.id]) == g.size for g in self.graph.groups)
+
+    def to_dict(self):
+        groups = []
+        for g in self.graph.groups:
+            if not g.producers:
+                continue
+            groups.append({
+                "id": g.id,
+                "size": g.size,
+                "producers": g.producers,
+                "keep": self.keep[g.id].tolist(),
+            })
+        return {"format": PLAN_FORMAT, "model": self.graph.model.name,
+                "groups": groups}
+
+    def to_json(self, indent=None):
+        """The plan as JSON text (round-trips through `from_json`)."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data, graph):
+        if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
+            raise InvalidPlanError(
+                f"not a tfprune plan (expected format '{PLAN_FORMAT}').")
+        keep = {}
+        for entry in data["groups"]:
+            gid = entry["id"]
+            if gid >= len(graph.groups):
+                raise InvalidPlanError(
+                    f"plan group {gid} does not exist in model "
+                    f"'{graph.model.name}': the plan was made for another model.")
+            group = graph.groups[gid]
+            if group.size != entry["size"] or group.producers != entry["producers"]:
+                raise InvalidPlanError(
+                    f"plan group {gid} ({entry['producers'][:3]}, size "
+                    f"{entry['size']}) does not match the model's group "
+                    f"({group.producers[:3]}, size {group.size}): the plan was "
+                    "made for another model.")
+            keep[gid] = entry["keep"]
+        return cls(graph, keep)
+
+    @classmethod
+    def from_json(cls, text, graph):
+        """Reads a plan written by `to_json`, checked against `graph`."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InvalidPlanError(f"plan is not valid JSON: {e}") from None
+        return cls.from_dict(data, graph)
+
+    def __repr__(self):
+        pruned = [g for g in self.graph.groups if len(self.keep[g.id]) < g.size]
+        return (f"<PruningPlan: {len(pruned)} of {len(self.graph.groups)} "
+                f"groups pruned, {int(self.kept_channels.sum())}/"
+                f"{self.graph.num_channels} channels kept>")
