@@ -123,6 +123,10 @@ class ChannelGroup:
         layers: every layer whose input or output carries these channels.
         offset: position of the group's first channel in the graph-wide
             channel numbering.
+        segments: index arrays of the parts of the group that some tensor
+            carries alone (e.g. one input of a Concatenate whose output is
+            added to another tensor); a plan keeps at least one channel of
+            each, or that tensor would be empty.
     """
 
     id: int
@@ -133,6 +137,7 @@ class ChannelGroup:
     consumers: list
     layers: list
     offset: int
+    segments: list = dataclasses.field(default_factory=list)
 
     def __repr__(self):
         flag = "prunable" if self.prunable else f"fixed: {self.reason}"
@@ -514,11 +519,13 @@ class _GraphBuilder:
         for name, node_index, tensor_index in referenced:
             first = _tensor_key(prefix, [name, node_index, 0])
             self.n_outputs[first] = max(self.n_outputs.get(first, 1), tensor_index + 1)
-        input_names = [h[0] for h in _as_history_list(config["input_layers"])]
         pending = []
         for entry in entries:
             name = entry.get("name") or entry["config"]["name"]
-            layer = get_operation(live_model, name)
+            if entry["class_name"] == "InputLayer":
+                layer = None  # Sequential models do not list theirs
+            else:
+                layer = get_operation(live_model, name)
             calls = entry.get("inbound_nodes", [])
             self.calls[prefix + (name,)] = len(calls)
             if entry["class_name"] == "InputLayer" or not calls:
@@ -534,7 +541,7 @@ class _GraphBuilder:
                 keys = [_tensor_key(prefix, t["keras_history"]) for t in tensors]
                 if all(k in self.atoms for k in keys):
                     self.visit(entry, prefix + (name,), layer, index, call, keys,
-                               input_names, input_atoms)
+                               input_atoms)
                     progressed = True
                 else:
                     rest.append(item)
@@ -550,8 +557,7 @@ class _GraphBuilder:
             for h in _as_history_list(config["output_layers"])
         ]
 
-    def visit(self, entry, path, layer, index, call, in_keys, input_names,
-              input_atoms):
+    def visit(self, entry, path, layer, index, call, in_keys, input_atoms):
         class_name = entry["class_name"]
         cfg = entry.get("config", {})
         n_out = self.n_outputs.get(_tensor_key(path[:-1], [path[-1], index, 0]), 1)
@@ -568,7 +574,7 @@ class _GraphBuilder:
             self.g.shapes.setdefault(key, shape)
             node.kind = "input"
             if input_atoms is not None:  # input of a nested model
-                outs = [input_atoms[input_names.index(path[-1])]]
+                outs = [input_atoms[path[-1]]]
             else:
                 n = int(shape[-1]) if len(shape) > 1 and shape[-1] else 0
                 outs = [self.fresh(n, node.name, "model input")]
@@ -805,6 +811,16 @@ class _GraphBuilder:
                     for gid in np.unique(g._group_of_channel[g.channels[key]]).tolist():
                         if node.name not in consumers[gid]:
                             consumers[gid].append(node.name)
+        # Tensors that carry only part of a group (one input of a Concatenate
+        # that is later added to another tensor) must each keep a channel.
+        segments = {gid: set() for gid in range(len(members))}
+        for key, chans in g.channels.items():
+            chans = np.unique(chans)
+            owners = g._group_of_channel[chans]
+            for gid in np.unique(owners).tolist():
+                part = chans[owners == gid]
+                if len(part) < len(members[list(members)[gid]]):
+                    segments[gid].add(tuple((part - group_offset[list(members)[gid]][1]).tolist()))
         for gid, gr in enumerate(members):
             size = len(members[gr])
             reason = reasons.get(gid, "")
@@ -813,7 +829,8 @@ class _GraphBuilder:
             g.groups.append(ChannelGroup(
                 id=gid, size=size, prunable=not reason, reason=reason,
                 producers=producers[gid], consumers=consumers[gid],
-                layers=layers[gid], offset=group_offset[gr][1]))
+                layers=layers[gid], offset=group_offset[gr][1],
+                segments=[np.array(p) for p in sorted(segments[gid])]))
 
 
 def _activation_name(cfg):

@@ -70,6 +70,12 @@ class PruningPlan:
                 raise InvalidPlanError(
                     f"{where} keeps {len(idx)} channels, not a multiple of "
                     f"round_to={round_to}.")
+            for part in group.segments:
+                if not np.isin(part, idx).any():
+                    raise InvalidPlanError(
+                        f"{where}: channels {part.tolist()} are all removed, "
+                        "which would leave a tensor of that group with no "
+                        "channel; keep at least one of them.")
             self.keep[group.id] = idx
 
     @property
@@ -128,7 +134,9 @@ class PruningPlan:
                     f"plan group {gid} does not exist in model "
                     f"'{graph.model.name}': the plan was made for another model.")
             group = graph.groups[gid]
-            if group.size != entry["size"] or group.producers != entry["producers"]:
+            pruned = len(entry["keep"]) < entry["size"]
+            if group.size != entry["size"] or (
+                    pruned and group.producers != entry["producers"]):
                 raise InvalidPlanError(
                     f"plan group {gid} ({entry['producers'][:3]}, size "
                     f"{entry['size']}) does not match the model's group "

@@ -1,0 +1,31 @@
+# Two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: demo test install data clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Fashion-MNIST's original files, from Debian's package.
+data: $(FMNIST)
+$(FMNIST):
+	$(SUDO) apt-get install -y -q dataset-fashion-mnist || \
+	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist)
+
+demo: install data
+	$(PY) examples/demo.py
+
+test: install data
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Benchmarks for tfprune; see BENCHMARKS.md and ../shared/BENCHMARK_PROTOCOL.md."""

@@ -1,0 +1,73 @@
+"""One benchmark row: prune a cached baseline, fine-tune, test.
+
+Usage:
+
+    python -m benchmarks.run --model resnet20 --method baseline
+    python -m benchmarks.run --model resnet20 --method l1 --target-macs 0.5
+
+Appends the row to benchmarks/results.json and regenerates BENCHMARKS.md.
+"""
+
+import argparse
+import time
+
+import tfprune
+from benchmarks import protocol, results
+
+
+def run(model_name, method, target_macs=None, scope="global", round_to=1,
+        limit=None, finetune_epochs=protocol.FINETUNE_EPOCHS):
+    protocol.set_seed()
+    train_ds, test_ds = protocol.data(limit)
+    base, base_acc, base_wall = protocol.baseline(model_name, train_ds, test_ds, limit=limit)
+    base_cost = tfprune.cost(base)
+    row = {"kind": "accuracy", "model": model_name, "method": method,
+           "baseline_acc": round(base_acc, 4), "machine": protocol.machine(),
+           "scope": None, "round_to": None, "target": None}
+    if method == "baseline":
+        row.update(params=base_cost.params, macs=base_cost.macs, params_ratio=1.0,
+                   macs_ratio=1.0, test_acc=round(base_acc, 4),
+                   epochs=protocol.BASELINE_EPOCHS, wall_s=round(base_wall, 1))
+    else:
+        start = time.perf_counter()
+        plan = tfprune.prune(base, method=method, target_macs=target_macs,
+                             scope=scope, round_to=round_to)
+        slim = tfprune.rebuild(base, plan)
+        pruned_acc = protocol.accuracy(slim, test_ds)
+        protocol.train(slim, train_ds, finetune_epochs, protocol.FINETUNE_PEAK_LR)
+        wall = time.perf_counter() - start
+        c = tfprune.cost(slim)
+        row.update(target=target_macs, scope=scope, round_to=round_to,
+                   params=c.params, macs=c.macs,
+                   params_ratio=round(c.params / base_cost.params, 4),
+                   macs_ratio=round(c.macs / base_cost.macs, 4),
+                   acc_before_finetune=round(pruned_acc, 4),
+                   test_acc=round(protocol.accuracy(slim, test_ds), 4),
+                   epochs=f"{protocol.BASELINE_EPOCHS}+{finetune_epochs}",
+                   wall_s=round(wall, 1))
+    print(row)
+    if limit is None:  # rows come from the full protocol only
+        results.append(row)
+    return row
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=sorted(protocol.MODELS), required=True)
+    p.add_argument("--method", default="l1", help="baseline, l1, l2 or bn")
+    p.add_argument("--target-macs", type=float, default=None)
+    p.add_argument("--scope", default="global", choices=["global", "uniform"])
+    p.add_argument("--round-to", type=int, default=1)
+    p.add_argument("--limit", type=int, default=None,
+                   help="use only N images per split (smoke test; writes no row)")
+    p.add_argument("--finetune-epochs", type=int, default=protocol.FINETUNE_EPOCHS)
+    a = p.parse_args(argv)
+    if a.method != "baseline" and a.target_macs is None:
+        p.error("--target-macs is required for a pruning method")
+    run(a.model, a.method, a.target_macs, a.scope, a.round_to, a.limit,
+        a.finetune_epochs)
+
+
+if __name__ == "__main__":
+    main()

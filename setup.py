@@ -1,0 +1,28 @@
+from setuptools import find_packages, setup
+
+# TensorFlow is Keras's backend here and runs the TFLite converter. On Linux
+# x86-64 the CPU-only wheel is enough and much smaller; for GPU training,
+# install `tensorflow[and-cuda]` instead (see README).
+LINUX_X86 = "platform_system == 'Linux' and platform_machine == 'x86_64'"
+OTHER = "platform_system != 'Linux' or platform_machine != 'x86_64'"
+
+setup(
+    name="tfprune",
+    version="0.1.0",
+    description="Structured channel pruning for Keras 3 models.",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["tfprune", "tfprune.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "keras>=3.10",
+        "numpy>=1.24",
+        f"tensorflow-cpu>=2.16; {LINUX_X86}",
+        f"tensorflow>=2.16; {OTHER}",
+    ],
+    extras_require={
+        "dev": ["pytest>=7", "hypothesis>=6"],
+        "tfds": ["tensorflow-datasets>=4.9"],
+    },
+    entry_points={"console_scripts": ["tfprune=tfprune.cli:main"]},
+)

@@ -1,0 +1,5 @@
+import sys
+
+from tfprune.cli import main
+
+sys.exit(main())

@@ -1,0 +1,136 @@
+"""Turns channel scores into a plan that meets a params/MACs target.
+
+Shared by every method that ranks channels: it decides how many channels each
+group keeps (uniformly, or by one global ranking) and searches for the least
+pruning whose cost is within the target.
+"""
+
+import math
+
+import numpy as np
+
+from tfprune.cost import cost
+from tfprune.errors import TargetUnreachableError
+from tfprune.plan import PruningPlan
+
+SCOPES = ("global", "uniform")
+
+
+def resolve_target(value, base, what):
+    """A target given as a fraction (<= 1) or an absolute count, as a count."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(
+            f"{what} must be a fraction in (0, 1] of the original or a positive "
+            f"count, got {value!r}.")
+    return value * base if value <= 1 else float(value)
+
+
+def _round_keep(n, size, round_to):
+    """Kept count rounded up to a multiple of round_to (or the whole group)."""
+    n = max(n, 1)
+    if round_to > 1:
+        n = max(round_to, math.ceil(n / round_to) * round_to)
+    return min(n, size)
+
+
+def plan_from_counts(graph, scores, counts):
+    """Keeps the `counts[gid]` highest-scoring channels of each group."""
+    keep = {}
+    for gid, n in counts.items():
+        group = graph.groups[gid]
+        if n < group.size:
+            # stable: ties keep the lower index
+            order = np.argsort(-scores[gid], kind="stable")
+            kept = set(order[:n].tolist())
+            for part in group.segments:  # every part keeps its best channel
+                if not kept.intersection(part.tolist()):
+                    kept.add(int(part[np.argmax(scores[gid][part])]))
+            keep[gid] = np.array(sorted(kept))
+    return PruningPlan(graph, keep)
+
+
+def fit_plan(graph, scores, target_macs=None, target_params=None,
+             scope="global", round_to=1):
+    """The least-pruned plan whose cost meets every given target.
+
+    Args:
+        graph: a `ChannelGraph`.
+        scores: dict group id -> per-channel scores (higher = keep).
+        target_macs: fraction of the original MACs (<= 1) or absolute MACs.
+        target_params: the same for params.
+        scope: "global" ranks all channels together, after dividing each
+            group's scores by the group's mean (so layers of different fan-in
+            compare); "uniform" prunes the same fraction of every group.
+        round_to: kept widths are multiples of this (or the whole group).
+
+    Returns:
+        A `PruningPlan`.
+
+    Raises:
+        TargetUnreachableError: when even the smallest plan (one channel, or
+            `round_to`, per prunable group) is above the target.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
+    if target_macs is None and target_params is None:
+        raise ValueError("give target_macs or target_params (or both).")
+    round_to = int(round_to or 1)
+    if round_to < 1:
+        raise ValueError(f"round_to must be >= 1, got {round_to}.")
+    base = cost(graph)
+    limits = [(resolve_target(target_macs, base.macs, "target_macs"), "macs"),
+              (resolve_target(target_params, base.params, "target_params"), "params")]
+    limits = [(v, k) for v, k in limits if v is not None]
+    groups = graph.prunable_groups
+
+    if scope == "uniform":
+        def counts_at(t):  # t in [0, 1]: fraction of each group removed
+            return {g.id: _round_keep(math.ceil(g.size * (1 - t)), g.size, round_to)
+                    for g in groups}
+        steps = 1.0
+    else:
+        norm = {g.id: scores[g.id] / (np.mean(scores[g.id]) + 1e-12) for g in groups}
+        flat = [(s, g.id) for g in groups for s in norm[g.id]]
+        order = sorted(range(len(flat)), key=lambda i: flat[i][0])
+        # removed_at[k][gid]: channels of gid among the k lowest scores
+        def counts_at(t):
+            k = int(round(t))
+            removed = {g.id: 0 for g in groups}
+            for i in order[:k]:
+                removed[flat[i][1]] += 1
+            return {g.id: _round_keep(g.size - removed[g.id], g.size, round_to)
+                    for g in groups}
+        steps = float(len(flat))
+
+    def plan_at(t):
+        return plan_from_counts(graph, scores, counts_at(t))
+
+    def fits(plan):
+        c = cost(graph, plan)
+        return all(getattr(c, k) <= v for v, k in limits)
+
+    smallest = plan_at(steps)
+    if not fits(smallest):
+        c = cost(graph, smallest)
+        got = ", ".join(f"{k} {getattr(c, k):,} ({getattr(c, k) / getattr(base, k):.3f} "
+                        f"of the original) > target {v:,.0f}" for v, k in limits)
+        raise TargetUnreachableError(
+            f"target cannot be met: pruning every prunable group to its minimum "
+            f"still gives {got}. Ask for a larger target, lower round_to, or "
+            "make more layers prunable (see `tfprune inspect`).")
+    lo, hi = 0.0, steps  # fits(hi) holds
+    integer = scope == "global"
+    for _ in range(60):
+        if (hi - lo) <= (1 if integer else 1e-4):
+            break
+        mid = (lo + hi) / 2
+        mid = math.floor(mid) if integer else mid
+        if mid <= lo:
+            break
+        if fits(plan_at(mid)):
+            hi = mid
+        else:
+            lo = mid
+    return plan_at(hi)

@@ -1,0 +1,41 @@
+"""`tfprune.prune`: one call from a model and a target to a plan."""
+
+from tfprune.budget import fit_plan
+from tfprune.graph import ChannelGraph, analyze
+from tfprune.importance import CRITERIA
+
+
+def prune(model, method="l1", target_macs=None, target_params=None,
+          scope="global", round_to=1):
+    """Makes a `PruningPlan` that meets a MACs and/or params target.
+
+    Args:
+        model: a functional or Sequential `keras.Model` (or its
+            `ChannelGraph`).
+        method: channel-importance criterion: "l1" or "l2" (norm of the
+            filters producing each channel, summed over its group), or "bn"
+            (|gamma| of BatchNormalization).
+        target_macs: fraction of the original MACs (e.g. 0.5) or an absolute
+            number of MACs.
+        target_params: the same for the number of parameters.
+        scope: "global" (one ranking over all layers, non-uniform widths) or
+            "uniform" (every group loses the same fraction).
+        round_to: keep widths multiples of this (e.g. 8 for mobile kernels).
+
+    Returns:
+        A `PruningPlan`; pass it to `tfprune.rebuild`.
+
+    Example:
+
+    ```python
+    plan = tfprune.prune(model, method="l1", target_macs=0.5)
+    slim = tfprune.rebuild(model, plan)
+    ```
+    """
+    if method not in CRITERIA:
+        raise ValueError(
+            f"unknown method {method!r}; choose one of {sorted(CRITERIA)}.")
+    graph = model if isinstance(model, ChannelGraph) else analyze(model)
+    scores = CRITERIA[method](graph)
+    return fit_plan(graph, scores, target_macs=target_macs,
+                    target_params=target_params, scope=scope, round_to=round_to)
