@@ -1,0 +1,72 @@
+"""The tfprune command line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+
+import tfprune
+from tfprune import cli, zoo
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "net.keras"
+    zoo.resnet20(input_shape=(16, 16, 1)).save(path)
+    return str(path)
+
+
+def test_inspect(model_file, capsys):
+    assert cli.main(["inspect", model_file]) == 0
+    out = capsys.readouterr().out
+    assert "channel groups" in out and "stem_conv" in out and "MACs" in out
+
+
+def test_prune_writes_model_and_plan(model_file, tmp_path, capsys):
+    mtime = os.path.getmtime(model_file)
+    out, plan = str(tmp_path / "slim.keras"), str(tmp_path / "plan.json")
+    assert cli.main(["prune", model_file, "--method", "l1", "--target-macs", "0.5",
+                     "-o", out, "--plan", plan]) == 0
+    assert "ratio" in capsys.readouterr().out
+    slim = keras.saving.load_model(out)
+    original = keras.saving.load_model(model_file)
+    assert tfprune.cost(slim).macs <= 0.5 * tfprune.cost(original).macs
+    assert json.load(open(plan))["format"].startswith("tfprune.PruningPlan")
+    assert os.path.getmtime(model_file) == mtime  # input untouched
+    again = str(tmp_path / "again.keras")
+    assert cli.main(["prune", model_file, "--from-plan", plan, "-o", again]) == 0
+    assert keras.saving.load_model(again).count_params() == slim.count_params()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["inspect", "missing.keras"], "no such file"),
+    (["prune", "MODEL", "--target-macs", "0.5"], "-o"),
+    (["prune", "MODEL", "-o", "MODEL", "--target-macs", "0.5"], "overwrite"),
+    (["prune", "MODEL", "-o", "x.keras", "--target-macs", "0.00001"], "larger target"),
+    (["prune", "MODEL", "-o", "x.keras"], "target"),
+])
+def test_bad_input_is_one_line(model_file, argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = [model_file if a == "MODEL" else a for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_corrupt_file(tmp_path, capsys):
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip")
+    assert cli.main(["inspect", str(bad)]) == 2
+    assert "could not load" in capsys.readouterr().err
+
+
+def test_console_script_help_and_errors():
+    run = subprocess.run([sys.executable, "-m", "tfprune", "prune", "--help"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "--target-macs" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "tfprune", "inspect", "nope.keras"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
