@@ -171,3 +171,49 @@ def test_plan_from_another_instance_of_the_same_model(rng):
     a, b = make(), make()
     plan = tfprune.analyze(a).plan({tfprune.analyze(a).group_of("c").id: [0, 1]})
     assert tfprune.rebuild(b, plan).get_layer("c").filters == 2
+
+
+def test_other_supported_layers(rng):
+    inputs = keras.Input((10, 10, 3))
+    x = layers.Rescaling(1 / 255.0, name="rescale")(inputs)
+    norm = layers.Normalization(name="norm")
+    norm.adapt(rng.normal(size=(16, 10, 10, 3)).astype("float32"))
+    x = norm(x)
+    x = layers.Conv2D(6, 3, name="c1")(x)
+    x = layers.ZeroPadding2D(1, name="pad")(x)
+    x = layers.Cropping2D(1, name="crop")(x)
+    x = layers.UpSampling2D(2, name="up")(x)
+    x = layers.Dropout(0.3, name="drop")(x)
+    x = layers.SpatialDropout2D(0.3, name="sdrop")(x)
+    x = layers.ELU(name="elu")(x)
+    x = layers.Softmax(axis=1, name="spatial_softmax")(x)
+    x = layers.AveragePooling2D(2, name="avg")(x)
+    x = layers.Dense(5, name="dense4d")(x)  # acts on the last axis
+    x = layers.Conv2DTranspose(4, 3, strides=2, name="tconv")(x)
+    x = layers.GlobalMaxPooling2D(keepdims=True, name="gmax")(x)
+    x = layers.Flatten(name="flat")(x)
+    outputs = layers.Dense(2, name="head")(x)
+    model = keras.Model(inputs, outputs)
+    graph = tfprune.analyze(model)
+    assert not graph.barriers, graph.summary()
+    for name in ("c1", "dense4d", "tconv"):
+        assert graph.group_of(name).prunable
+    plan = random_plan(graph, rng)
+    slim = _equivalent(model, plan, rng.normal(size=(2, 10, 10, 3)).astype("float32"))
+    assert tfprune.cost(model, plan).params == slim.count_params()
+
+
+def test_conv1d_sequence_model(rng):
+    inputs = keras.Input((20, 4))
+    x = layers.Conv1D(8, 3, name="c1")(inputs)
+    x = layers.BatchNormalization(name="bn")(x)
+    x = layers.SeparableConv1D(6, 3, name="sep")(x)
+    x = layers.MaxPooling1D(2, name="pool")(x)
+    x = layers.DepthwiseConv1D(3, name="dw")(x)
+    x = layers.GlobalAveragePooling1D(name="gap")(x)
+    outputs = layers.Dense(3, name="head")(x)
+    model = randomize_bn(keras.Model(inputs, outputs))
+    graph = tfprune.analyze(model)
+    plan = graph.plan({graph.group_of("c1").id: [0, 4, 5], graph.group_of("sep").id: [1, 2]})
+    slim = _equivalent(model, plan, rng.normal(size=(2, 20, 4)).astype("float32"))
+    assert slim.get_layer("dw").kernel.shape == (3, 2, 1)
