@@ -10,7 +10,7 @@ print(tfprune.cost(model).macs, tfprune.cost(slim).macs)
 ```
 """
 
-from tfprune import importance
+from tfprune import callbacks, distill, hfp, importance, layers
 from tfprune.cost import Cost, LayerCost, cost
 from tfprune.errors import (InvalidPlanError, TargetUnreachableError,
                             TfpruneError, UnsupportedLayerError,
@@ -26,7 +26,8 @@ __all__ = [
     "Barrier", "ChannelGraph", "ChannelGroup", "Cost", "InvalidPlanError",
     "LayerCost", "PruningPlan", "TargetUnreachableError", "TfpruneError",
     "UnsupportedLayerError", "UnsupportedModelError", "analyze", "cost",
-    "importance", "prune", "rebuild", "zero_out",
+    "callbacks", "distill", "hfp", "importance", "layers", "prune", "rebuild",
+    "zero_out",
 ]
 
 

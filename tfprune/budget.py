@@ -52,7 +52,7 @@ def plan_from_counts(graph, scores, counts):
 
 
 def fit_plan(graph, scores, target_macs=None, target_params=None,
-             scope="global", round_to=1):
+             scope="global", round_to=1, normalize=True):
     """The least-pruned plan whose cost meets every given target.
 
     Args:
@@ -64,6 +64,8 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
             group's scores by the group's mean (so layers of different fan-in
             compare); "uniform" prunes the same fraction of every group.
         round_to: kept widths are multiples of this (or the whole group).
+        normalize: with scope="global", divide each group's scores by their
+            mean first; pass False for scores already on one scale (gates).
 
     Returns:
         A `PruningPlan`.
@@ -91,7 +93,8 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
                     for g in groups}
         steps = 1.0
     else:
-        norm = {g.id: scores[g.id] / (np.mean(scores[g.id]) + 1e-12) for g in groups}
+        norm = {g.id: scores[g.id] / (np.mean(scores[g.id]) + 1e-12) if normalize
+                else scores[g.id] for g in groups}
         flat = [(s, g.id) for g in groups for s in norm[g.id]]
         order = sorted(range(len(flat)), key=lambda i: flat[i][0])
         # removed_at[k][gid]: channels of gid among the k lowest scores
@@ -133,4 +136,31 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
             hi = mid
         else:
             lo = mid
-    return plan_at(hi)
+    best = plan_at(hi)
+    if integer and round_to == 1:
+        best = _refill(graph, best, [flat[i][1] for i in order[:int(hi)]], norm, fits)
+    return best
+
+
+def _refill(graph, plan, removed_groups, scores, fits, tries=256):
+    """Gives channels back, best first, while the plan still fits.
+
+    Removing the last channel the search needed may overshoot the target by
+    a whole channel's cost (a wide residual stream's channel is expensive);
+    cheaper channels of other groups often fit back in the slack.
+    """
+    keep = {gid: set(idx.tolist()) for gid, idx in plan.keep.items()}
+    candidates = []
+    for gid in dict.fromkeys(reversed(removed_groups)):
+        missing = [i for i in np.argsort(-scores[gid], kind="stable")
+                   if i not in keep[gid]]
+        candidates.extend((scores[gid][i], gid, int(i)) for i in missing)
+    candidates.sort(key=lambda c: -c[0])
+    for _, gid, index in candidates[:tries]:
+        keep[gid].add(index)
+        trial = PruningPlan(graph, {g: sorted(k) for g, k in keep.items()})
+        if fits(trial):
+            plan = trial
+        else:
+            keep[gid].discard(index)
+    return plan

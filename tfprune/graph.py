@@ -48,7 +48,8 @@ IDENTITY_LAYERS = frozenset(
     }
 )
 # Layers that map channel i to channel i and hold one weight per channel.
-CHANNELWISE_LAYERS = frozenset({"BatchNormalization", "PReLU", "Normalization"})
+CHANNELWISE_LAYERS = frozenset(
+    {"BatchNormalization", "PReLU", "Normalization", "ChannelGate"})
 # Layers that mix their input channels into fresh output channels.
 MIXER_LAYERS = frozenset(
     {
@@ -592,7 +593,7 @@ class _GraphBuilder:
         in_shapes = [self.g.shapes.get(k) for k in node.inputs]
         if module.startswith("keras.src.ops") and cls in OP_MERGES | OP_UNARY:
             return self.op(node, ins)
-        if not module.startswith("keras") and cls not in MODEL_CLASSES:
+        if not module.startswith(("keras", "tfprune")) and cls not in MODEL_CLASSES:
             return self.barrier(
                 node, ins, "custom layer: tfprune cannot see how it treats "
                 "channels (its channels are kept whole)")

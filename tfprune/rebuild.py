@@ -133,7 +133,8 @@ def rebuild(model, plan, custom_objects=None):
 
     Returns:
         A new, uncompiled `keras.Model` with the same layer names, dtype
-        policies and trainable flags, and the kept channels' weights.
+        policies and trainable flags, and the kept channels' weights. The
+        `ChannelGate`s of a gated model are folded into the weights.
 
     Example:
 
@@ -143,6 +144,10 @@ def rebuild(model, plan, custom_objects=None):
     slim.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     ```
     """
+    if any(type(layer).__name__ == "ChannelGate" for layer in model.layers):
+        from tfprune.hfp import fold_gates
+
+        model = fold_gates(model)  # gate factors go into the producers' weights
     plan = _check_plan(model, plan)
     masks = plan.masks()
     slim = _clone(model, plan.graph, masks, custom_objects)

@@ -1,0 +1,33 @@
+"""tflite_export: ship a pruned Keras model to a phone, and prove it is faster.
+
+`convert` writes a `.tflite` file with TFLite builtin ops only (what the
+stock LiteRT runtime on Android runs), checks it against the Keras model and
+writes the side files an app needs. `benchmark`, `compare` and `profile` time
+files with the LiteRT interpreter and XNNPACK, as an Android app runs them.
+
+Example:
+
+```python
+import tfprune
+from tflite_export import convert, benchmark
+
+slim = tfprune.rebuild(model, tfprune.prune(model, "l1", target_macs=0.5))
+info = convert(slim, "slim.tflite", quantization="int8",
+               representative_data=x[:256], labels=class_names)
+report = benchmark("slim.tflite", threads=1, runs=100)
+print(info.top1_agreement, report.median_ms, report.size_bytes)
+```
+"""
+
+from tflite_export.benchmark import (BenchmarkReport, OpTime, Profile,
+                                     benchmark, compare, profile)
+from tflite_export.convert import (QUANTIZATIONS, ExportInfo,
+                                   UnsupportedOpError, VerificationError,
+                                   convert)
+from tflite_export.flatbuffer import ModelInfo, inspect
+
+__all__ = [
+    "BenchmarkReport", "ExportInfo", "ModelInfo", "OpTime", "Profile",
+    "QUANTIZATIONS", "UnsupportedOpError", "VerificationError", "benchmark",
+    "compare", "convert", "inspect", "profile",
+]

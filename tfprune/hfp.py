@@ -1,0 +1,442 @@
+"""Holistic Filter Pruning: trainable gates that meet a params/MACs budget.
+
+After Enderich et al., "Holistic Filter Pruning for Efficient Deep Neural
+Networks" (WACV 2021): every prunable channel group gets a trainable factor
+per channel; after each forward pass the network's complexity is computed
+from the factors and compared with the target, and a budget loss lets
+gradient descent decide which layers give up how much.
+
+The paper's full text was not available while writing this; the choices
+below are tfprune's own and are the documented family's standard ones:
+
+- Gates: one `ChannelGate` per channel group, factors in [0, 1] starting at
+  1, placed after each producer's BatchNormalization (or after the producer
+  when it has none) and shared by every producer of the group.
+- Counting: a channel counts as present when its factor is above
+  `threshold`. The forward pass uses that hard count, so the budget loss sees
+  the size the pruned network will really have; gradients flow through the
+  factors themselves (straight-through estimator).
+- Budget loss: `weight * relu(cost / target - 1)` for MACs and/or params,
+  computed with `tfprune.cost`'s formulas over those counts. It is zero once
+  the budget is met, so training is otherwise left alone.
+- Plan: channels ranked by factor, one global ranking, the least pruning
+  that meets the target (`tfprune.budget.fit_plan`); so the result is within
+  the budget and close to it.
+- Rebuild: factors are folded into the producers' weights (BN gamma/beta, or
+  kernel columns and bias), so the slim model computes what the gated model
+  computes with the removed channels zeroed.
+
+Groups that several tensors carry only in part (a Concatenate later added to
+another tensor) and groups produced inside nested models are not gated; they
+keep their width.
+"""
+
+import copy
+
+import keras
+import numpy as np
+
+from tfprune.budget import fit_plan, resolve_target
+from tfprune.cost import cost, node_cost
+from tfprune.errors import TfpruneError
+from tfprune.graph import analyze
+from tfprune.layers import ChannelGate
+from tfprune.layouts import LAYOUTS
+
+GATE = "ChannelGate"
+
+
+def _history(key):
+    name, node_index, tensor_index = key.rsplit(":", 2)
+    return [name, int(node_index), int(tensor_index)]
+
+
+def _consumers(graph):
+    out = {}
+    for node in graph.nodes:
+        for key in node.inputs:
+            out.setdefault(key, []).append(node)
+    return out
+
+
+def _gate_positions(graph):
+    """Group id -> tensor keys where its gate goes (one per producer)."""
+    consumers = _consumers(graph)
+    producers = {n.name: n for n in graph.nodes if n.kind == "mixer" and n.first_call}
+    positions = {}
+    for group in graph.prunable_groups:
+        if group.segments or any(p not in producers for p in group.producers):
+            continue
+        keys = []
+        for name in group.producers:
+            key = producers[name].outputs[0]
+            while True:  # past a BN with gamma and beta: the gate scales those
+                after = consumers.get(key, [])
+                if (len(after) == 1 and after[0].class_name == "BatchNormalization"
+                        and after[0].kind == "channelwise"
+                        and after[0].config.get("scale", True)
+                        and after[0].config.get("center", True)
+                        and key not in graph.outputs):
+                    key = after[0].outputs[0]
+                else:
+                    break
+            keys.append(key)
+        positions[group.id] = keys
+    return positions
+
+
+def _rewire(entries, outputs, mapping):
+    """Replaces keras_history references according to `mapping`."""
+
+    def fix(obj):
+        if isinstance(obj, dict):
+            if obj.get("class_name") == "__keras_tensor__":
+                hist = tuple(obj["config"]["keras_history"])
+                if hist in mapping:
+                    obj["config"]["keras_history"] = list(mapping[hist])
+                return
+            for v in obj.values():
+                fix(v)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                fix(v)
+
+    for entry in entries:
+        fix(entry.get("inbound_nodes", []))
+    for i, hist in enumerate(outputs):
+        if tuple(hist) in mapping:
+            outputs[i] = list(mapping[tuple(hist)])
+
+
+def _plain_serialized(model):
+    serialized = copy.deepcopy(keras.saving.serialize_keras_object(model))
+    serialized.pop("compile_config", None)
+    serialized.update(module="keras.src.models.functional", class_name="Functional",
+                      registered_name="Functional")
+    for key in ("target_macs", "target_params", "weight", "threshold"):
+        serialized["config"].pop(key, None)
+    return serialized
+
+
+def _output_histories(config):
+    outputs = config["output_layers"]
+    if outputs and isinstance(outputs[0], str):
+        config["output_layers"] = outputs = [outputs]
+    return outputs
+
+
+def _copy_weights_by_name(source, target, skip=()):
+    for layer in target.layers:
+        if layer.name not in skip and layer.weights:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+
+
+@keras.saving.register_keras_serializable(package="tfprune")
+class GatedModel(keras.Model):
+    """A functional model with `ChannelGate`s and a budget loss.
+
+    Made by `tfprune.hfp.attach`. Its loss is the compiled loss plus the
+    budget loss; `budget_cost()` gives the current (hard) params and MACs.
+
+    Args:
+        inputs, outputs: as for a functional `keras.Model`.
+        target_macs: MACs target (absolute count).
+        target_params: params target (absolute count).
+        weight: weight of the budget loss.
+        threshold: factor below which a channel counts as removed.
+    """
+
+    # (*args, **kwargs): Keras then serialises this class like a functional
+    # model (its layer graph), which is what tfprune reads.
+    def __init__(self, *args, **kwargs):
+        self.target_macs = kwargs.pop("target_macs", None)
+        self.target_params = kwargs.pop("target_params", None)
+        self.weight = float(kwargs.pop("weight", 5.0))
+        self.threshold = float(kwargs.pop("threshold", 0.05))
+        super().__init__(*args, **kwargs)
+        self._budget = None
+
+    @property
+    def budget(self):
+        if self._budget is None:
+            self._budget = _SoftBudget(self)
+        return self._budget
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
+        loss = super().compute_loss(x=x, y=y, y_pred=y_pred,
+                                    sample_weight=sample_weight, training=training)
+        return loss + self.budget.loss()
+
+    def budget_cost(self):
+        """(params, MACs) the model would have if pruned at `threshold` now."""
+        params, macs = self.budget.cost(hard_numpy=True)
+        return float(params), float(macs)
+
+    def get_config(self):
+        return {**super().get_config(), "target_macs": self.target_macs,
+                "target_params": self.target_params, "weight": self.weight,
+                "threshold": self.threshold}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        extra = {k: config.pop(k) for k in
+                 ("target_macs", "target_params", "weight", "threshold") if k in config}
+        model = keras.Model.from_config(config, custom_objects=custom_objects)
+        return cls(model.inputs, model.outputs, name=model.name, **extra)
+
+
+class _SoftBudget:
+    """The cost formulas of `tfprune.cost`, over the gates' channel counts."""
+
+    def __init__(self, model):
+        self.model = model
+        graph = analyze(model)
+        self.graph = graph
+        self.gates = {}  # group id -> gate variable
+        for node in graph.nodes:
+            if node.class_name == GATE and node.first_call:
+                gid = graph.group_id_of_channel(graph.channels[node.inputs[0]][0])
+                self.gates[gid] = node.layer
+        gated = np.zeros(graph.num_channels, dtype=bool)
+        for gid in self.gates:
+            g = graph.groups[gid]
+            gated[g.offset:g.offset + g.size] = True
+        self.variable_nodes, constant = [], [0, 0]
+        for node in graph.nodes:
+            if node.class_name == GATE:
+                continue  # folded away on rebuild
+            keys = node.inputs + node.outputs
+            if any(gated[graph.channels[k]].any() for k in keys if k in graph.channels):
+                self.variable_nodes.append(node)
+            else:
+                p, m = node_cost(graph, node, lambda k: len(graph.channels[k]))
+                constant[0] += p
+                constant[1] += m
+        self.constant = constant
+        self.targets = [(model.target_macs, 1), (model.target_params, 0)]
+
+    def _presence(self, hard_numpy):
+        """Per-channel presence over the graph's channel numbering."""
+        parts = []
+        for g in self.graph.groups:
+            if g.id in self.gates:
+                gate = self.gates[g.id].gate
+                if hard_numpy:
+                    parts.append((keras.ops.convert_to_numpy(gate) > self.model.threshold)
+                                 .astype("float32"))
+                else:
+                    hard = keras.ops.cast(gate > self.model.threshold, gate.dtype)
+                    parts.append(gate + keras.ops.stop_gradient(hard - gate))
+            else:
+                parts.append(np.ones(g.size, dtype="float32"))
+        if hard_numpy:
+            return np.concatenate(parts)
+        return keras.ops.concatenate([keras.ops.convert_to_tensor(p, "float32")
+                                      for p in parts])
+
+    def cost(self, hard_numpy=False):
+        presence = self._presence(hard_numpy)
+        take = np.take if hard_numpy else keras.ops.take
+        total = np.sum if hard_numpy else keras.ops.sum
+
+        def count(key):
+            return total(take(presence, self.graph.channels[key]))
+
+        params, macs = self.constant
+        for node in self.variable_nodes:
+            p, m = node_cost(self.graph, node, count)
+            params, macs = params + p, macs + m
+        return params, macs
+
+    def loss(self):
+        cost_ = self.cost()
+        loss = 0.0
+        for target, index in self.targets:
+            if target:
+                loss = loss + keras.ops.relu(cost_[index] / target - 1.0)
+        return self.model.weight * loss
+
+
+def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.05):
+    """A copy of `model` with a `ChannelGate` on every prunable group.
+
+    Args:
+        model: a functional or Sequential `keras.Model` (not modified).
+        target_macs: fraction of the model's MACs (<= 1) or a MACs count.
+        target_params: the same for params.
+        weight: weight of the budget loss against the task loss.
+        threshold: gate factor under which a channel counts as removed.
+
+    Returns:
+        A `GatedModel` with the same weights; compile and fit it as usual,
+        with `tfprune.callbacks.HolisticBudget()` to see the budget in logs.
+
+    Example:
+
+    ```python
+    gated = tfprune.hfp.attach(model, target_macs=0.5)
+    gated.compile("sgd", loss, metrics=["accuracy"])
+    gated.fit(train, epochs=5, callbacks=[tfprune.callbacks.HolisticBudget()])
+    plan = tfprune.hfp.plan(gated)
+    slim = tfprune.rebuild(gated, plan)
+    ```
+    """
+    if target_macs is None and target_params is None:
+        raise ValueError("give target_macs or target_params (or both).")
+    graph = analyze(model)
+    if any(n.class_name == GATE for n in graph.nodes):
+        raise TfpruneError(f"model '{model.name}' already has channel gates.")
+    base = cost(graph)
+    macs = resolve_target(target_macs, base.macs, "target_macs")
+    params = resolve_target(target_params, base.params, "target_params")
+    positions = _gate_positions(graph)
+    if not positions:
+        raise TfpruneError(
+            f"model '{model.name}' has no channel group that can be gated; "
+            "see tfprune.analyze(model).summary() for why.")
+    serialized = _plain_serialized(model) if not isinstance(model, keras.Sequential) \
+        else _functional_serialized(model, graph)
+    config = serialized["config"]
+    entries = config["layers"]
+    by_name = {e.get("name") or e["config"]["name"]: i for i, e in enumerate(entries)}
+    mapping, inserts = {}, []
+    for gid, keys in positions.items():
+        name = _unique(f"{keys[0].split(':')[0]}_gate", by_name)
+        by_name[name] = -1
+        calls = []
+        for call_index, key in enumerate(keys):
+            hist = _history(key)
+            calls.append({"args": [{"class_name": "__keras_tensor__", "config": {
+                "shape": list(graph.shapes[key]), "dtype": "float32",
+                "keras_history": hist}}], "kwargs": {}})
+            mapping[tuple(hist)] = (name, call_index, 0)
+        after = max(by_name[_history(k)[0]] for k in keys)
+        dtype = entries[by_name[_history(keys[0])[0]]]["config"].get("dtype")
+        inserts.append((after, {
+            "module": "tfprune.layers", "class_name": GATE,
+            "registered_name": "tfprune>ChannelGate", "name": name,
+            "config": {"name": name, "trainable": True, "dtype": dtype,
+                       "initial_value": 1.0},
+            "inbound_nodes": calls}))
+    _rewire(entries, _output_histories(config), mapping)
+    for after, entry in sorted(inserts, key=lambda t: -t[0]):
+        entries.insert(after + 1, entry)
+    plain = keras.saving.deserialize_keras_object(serialized)
+    _copy_weights_by_name(model, plain, skip={e["name"] for _, e in inserts})
+    return GatedModel(plain.inputs, plain.outputs, name=model.name,
+                      target_macs=macs, target_params=params, weight=weight,
+                      threshold=threshold)
+
+
+def _unique(name, taken):
+    candidate, i = name, 1
+    while candidate in taken:
+        candidate, i = f"{name}_{i}", i + 1
+    return candidate
+
+
+def _functional_serialized(model, graph):
+    """A Sequential model as a functional one (gates need a graph of nodes)."""
+    inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
+    x = inputs
+    for layer in model.layers:
+        x = layer(x)
+    functional = keras.Model(inputs, x, name=model.name)
+    return _plain_serialized(functional)
+
+
+def fold_gates(model):
+    """The model without its gates, their factors folded into the weights.
+
+    Args:
+        model: a model with `ChannelGate` layers (e.g. from `attach`).
+
+    Returns:
+        A plain functional `keras.Model` computing the same function, or
+        `model` itself when it has no gates.
+    """
+    graph = analyze(model)
+    gate_nodes = [n for n in graph.nodes if n.class_name == GATE]
+    if not gate_nodes:
+        return model
+    serialized = _plain_serialized(model)
+    config = serialized["config"]
+    gate_names = {n.path[-1] for n in gate_nodes}
+    mapping = {}
+    for node in gate_nodes:
+        index = int(node.outputs[0].rsplit(":", 2)[1])
+        mapping[(node.path[-1], index, 0)] = tuple(_history(node.inputs[0]))
+    config["layers"] = [e for e in config["layers"]
+                        if (e.get("name") or e["config"]["name"]) not in gate_names]
+    _rewire(config["layers"], _output_histories(config), mapping)
+    plain = keras.saving.deserialize_keras_object(serialized)
+    _copy_weights_by_name(model, plain)
+    producer_of = {key: n for n in graph.nodes for key in n.outputs}
+    for node in gate_nodes:
+        factors = keras.ops.convert_to_numpy(node.layer.gate)
+        producer = producer_of[node.inputs[0]]
+        _scale_outputs(plain.get_layer(producer.path[-1]), producer.class_name, factors)
+    return plain
+
+
+def _scale_outputs(layer, class_name, factors):
+    """Multiplies a layer's output channels by `factors`, in its weights."""
+    values = {}
+    for w in layer.weights:
+        value = keras.ops.convert_to_numpy(w)
+        if class_name == "BatchNormalization":
+            if w.name in ("gamma", "beta"):
+                value = value * factors
+        else:
+            axis = LAYOUTS[class_name][w.name].output_axis
+            if axis is not None:
+                shape = [1] * value.ndim
+                shape[axis] = -1
+                value = value * factors.reshape(shape)
+        values[w.name] = value
+    for w in layer.weights:
+        w.assign(values[w.name])
+
+
+def gate_scores(model):
+    """Producer names of each gated group -> gate factors per channel."""
+    graph = analyze(model)
+    scores = {}
+    for node in graph.nodes:
+        if node.class_name == GATE and node.first_call:
+            group = graph.groups[graph.group_id_of_channel(graph.channels[node.inputs[0]][0])]
+            scores[tuple(group.producers)] = keras.ops.convert_to_numpy(
+                node.layer.gate).astype(np.float64)
+    return scores
+
+
+def plan(model, target_macs=None, target_params=None, round_to=1):
+    """The pruning plan of a trained `GatedModel`, meeting its budget.
+
+    Channels are ranked by gate factor over the whole network; the plan is
+    the least pruning whose cost is within the target (by default the one
+    given to `attach`). Groups without a gate keep every channel unless the
+    target cannot be met otherwise.
+
+    Args:
+        model: a `GatedModel` (or any model with `ChannelGate`s).
+        target_macs, target_params: override the targets given to `attach`
+            (fractions of the ungated model's cost, or counts).
+        round_to: kept widths are multiples of this.
+
+    Returns:
+        A `PruningPlan`; `tfprune.rebuild(model, plan)` folds the gates and
+        slices the weights.
+    """
+    if target_macs is None and target_params is None:
+        target_macs = getattr(model, "target_macs", None)
+        target_params = getattr(model, "target_params", None)
+    scores = gate_scores(model)
+    folded = fold_gates(model)
+    graph = analyze(folded)
+    # Ungated groups score above any gate (factors are <= 1): pruned last.
+    full = {g.id: scores.get(tuple(g.producers), 10.0 + np.zeros(g.size))
+            for g in graph.groups}
+    return fit_plan(graph, full, target_macs=target_macs, target_params=target_params,
+                    scope="global", round_to=round_to, normalize=False)
