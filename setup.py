@@ -12,17 +12,26 @@ setup(
     description="Structured channel pruning for Keras 3 models.",
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["tfprune", "tfprune.*"]),
+    packages=find_packages(include=["tfprune", "tfprune.*", "tflite_export",
+                                    "tflite_export.*"]),
     python_requires=">=3.10",
     install_requires=[
         "keras>=3.10",
         "numpy>=1.24",
         f"tensorflow-cpu>=2.16; {LINUX_X86}",
         f"tensorflow>=2.16; {OTHER}",
+        # LiteRT runs and times exported .tflite files (tflite_export/), as
+        # on Android; tf.lite.Interpreter is deprecated.
+        "ai-edge-litert>=2.0",
     ],
     extras_require={
         "dev": ["pytest>=7", "hypothesis>=6"],
         "tfds": ["tensorflow-datasets>=4.9"],
+        # The peer row of `python -m benchmarks.latency`: tfmot only prunes
+        # tf_keras models. tf_keras requires the `tensorflow` package by
+        # name; next to tensorflow-cpu, install it with `pip install
+        # --no-deps tf_keras==<your TF version>` first.
+        "bench": ["tf_keras>=2.16", "tensorflow-model-optimization>=0.8"],
     },
     entry_points={"console_scripts": ["tfprune=tfprune.cli:main"]},
 )

@@ -23,11 +23,11 @@ from tflite_export.benchmark import (BenchmarkReport, OpTime, Profile,
                                      benchmark, compare, profile)
 from tflite_export.convert import (QUANTIZATIONS, ExportInfo,
                                    UnsupportedOpError, VerificationError,
-                                   convert)
+                                   convert, convert_saved_model)
 from tflite_export.flatbuffer import ModelInfo, inspect
 
 __all__ = [
     "BenchmarkReport", "ExportInfo", "ModelInfo", "OpTime", "Profile",
     "QUANTIZATIONS", "UnsupportedOpError", "VerificationError", "benchmark",
-    "compare", "convert", "inspect", "profile",
+    "compare", "convert", "convert_saved_model", "inspect", "profile",
 ]

@@ -85,7 +85,8 @@ class ExportInfo:
         samples: number of inputs the verification ran on.
         max_abs_error: max |tflite - keras| over those inputs (float
             outputs after dequantization).
-        tolerance: the bound `max_abs_error` was checked against, or None
+        tolerance: the bound `max_abs_error` was checked against (the
+            relative tolerance times max(1, max |keras output|)), or None
             for the quantized modes, which are not checked this way.
         top1_agreement: fraction of inputs where the argmax of the last
             axis agrees.
@@ -152,8 +153,9 @@ def convert(model, path, quantization="none", representative_data=None,
             not modified.
         path: where to write the `.tflite` file.
         quantization: "none" (float32), "float16" (float16 weights),
-            "dynamic" (int8 weights, float activations) or "int8" (full
-            integer: int8 weights and activations; needs
+            "dynamic" (int8 weights, float activations; the converter keeps
+            weight tensors of fewer than 1024 values in float) or "int8"
+            (full integer: int8 weights and activations; needs
             `representative_data`).
         representative_data: model inputs (array of shape
             `(n, *input_shape)`), or a tuple `(x, y)` with integer labels.
@@ -245,13 +247,13 @@ def convert(model, path, quantization="none", representative_data=None,
     details = flatbuffer.inspect(content)
     figures = _verify(model, content, ver_x, ver_y)
     if quantization in DEFAULT_TOLERANCE:
-        tol = DEFAULT_TOLERANCE[quantization] if tolerance is None else float(tolerance)
-        bound = tol * max(1.0, figures["scale"])
-        if not figures["max_abs_error"] <= bound:  # also catches NaN
+        relative = DEFAULT_TOLERANCE[quantization] if tolerance is None else float(tolerance)
+        tol = relative * max(1.0, figures["scale"])
+        if not figures["max_abs_error"] <= tol:  # also catches NaN
             raise VerificationError(
                 f"the {quantization} .tflite model differs from the Keras model "
                 f"by up to {figures['max_abs_error']:.3g} on {len(ver_x)} inputs "
-                f"(tolerance {bound:.3g}); nothing was written. A layer may be "
+                f"(tolerance {tol:.3g}); nothing was written. A layer may be "
                 "converted differently from how Keras runs it; pass a larger "
                 "`tolerance` to write the file anyway.")
     else:
@@ -340,8 +342,7 @@ def _convert(model, input_shape, quantization, rep_x, int8_io, verbose):
     import tensorflow as tf
     from tensorflow.lite.python.convert_phase import ConverterError
 
-    name = _signature_name(model)
-    spec = tf.TensorSpec(input_shape, tf.float32, name=name)
+    spec = tf.TensorSpec(input_shape, tf.float32, name=_signature_name(model))
     with tempfile.TemporaryDirectory(prefix="tflite_export_") as saved_model, \
             _quiet(not verbose):
         archive = keras.export.ExportArchive()
@@ -350,32 +351,69 @@ def _convert(model, input_shape, quantization, rep_x, int8_io, verbose):
         archive.add_endpoint("serve", functools.partial(model.__call__, training=False),
                              input_signature=[spec])
         archive.write_out(saved_model, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantization != "none":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantization == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        elif quantization == "int8":
-            batch = input_shape[0] or 1
-
-            def calibration():
-                for i in range(0, len(rep_x) - batch + 1, batch):
-                    yield [rep_x[i:i + batch]]
-
-            converter.representative_dataset = calibration
-            # INT8 alone: fail rather than silently keep float ops.
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            if int8_io:
-                converter.inference_input_type = tf.int8
-                converter.inference_output_type = tf.int8
         try:
-            return converter.convert()
+            return convert_saved_model(saved_model, quantization, rep_x,
+                                       batch=input_shape[0] or 1, int8_io=int8_io)
         except ConverterError as e:
             missing = _missing_ops(e, model)
             if missing:
                 raise UnsupportedOpError(missing) from None
             raise
+
+
+def convert_saved_model(saved_model_dir, quantization="none", representative_data=None,
+                        batch=1, int8_io=False):
+    """The converter settings of `convert`, applied to a SavedModel.
+
+    `convert` calls this for Keras 3 models; it is public so that a model
+    from elsewhere (e.g. a `tf_keras` model saved with
+    `tf.saved_model.save`) can be converted with exactly the same settings,
+    for a fair comparison. No verification, no side files.
+
+    Args:
+        saved_model_dir: a SavedModel with a single-input serving signature.
+        quantization: "none", "float16", "dynamic" or "int8".
+        representative_data: float32 inputs, needed for "int8".
+        batch: batch size of the signature's input.
+        int8_io: for "int8", int8 input and output.
+
+    Returns:
+        The `.tflite` file's bytes.
+
+    Example:
+
+    ```python
+    tf.saved_model.save(module, "sm", signatures=fn)
+    content = convert_saved_model("sm", "int8", x[:256])
+    ```
+    """
+    import tensorflow as tf
+
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {quantization!r}; choose one of "
+                         f"{', '.join(QUANTIZATIONS)}.")
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        if representative_data is None or len(representative_data) == 0:
+            raise ValueError("quantization='int8' needs representative_data.")
+        x = np.asarray(representative_data, dtype="float32")
+
+        def calibration():
+            for i in range(0, len(x) - batch + 1, batch):
+                yield [x[i:i + batch]]
+
+        converter.representative_dataset = calibration
+        # INT8 alone: fail rather than silently keep float ops.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    return converter.convert()
 
 
 def _signature_name(model):
@@ -510,6 +548,11 @@ def _write_atomic(path, data):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        # mkstemp makes the file private (0600); give it the permissions
+        # an ordinary new file would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

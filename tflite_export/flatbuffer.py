@@ -13,6 +13,7 @@ goes.
 import collections
 import dataclasses
 import math
+import os
 
 import flatbuffers
 import numpy as np
@@ -99,6 +100,11 @@ def _op_name(model, opcode_index):
     return _OP_NAMES.get(builtin, f"OP_{builtin}")
 
 
+def _ids(values):
+    """Tensor ids of a node or subgraph field (None, list or numpy array)."""
+    return [] if values is None else [int(v) for v in values]
+
+
 def _decode(text):
     return text.decode() if isinstance(text, bytes) else (text or "")
 
@@ -159,7 +165,7 @@ def inspect(content):
     """Ops, inputs, outputs, MACs and quantization of a `.tflite` model.
 
     Args:
-        content: the file's bytes.
+        content: the file's bytes, or its path.
 
     Returns:
         A `ModelInfo`.
@@ -171,18 +177,21 @@ def inspect(content):
     print(info.macs, info.op_counts)
     ```
     """
+    if isinstance(content, (str, os.PathLike)):
+        with open(content, "rb") as f:
+            content = f.read()
     model = read(content)
     graph = model.subgraphs[0]
     tensors = graph.tensors or []
     ops = []
     for i, node in enumerate(graph.operators or []):
         name = _op_name(model, node.opcodeIndex)
-        ins = [tensors[t] for t in (node.inputs if node.inputs is not None else ()) if t >= 0]
-        outs = [tensors[t] for t in (node.outputs if node.outputs is not None else ()) if t >= 0]
+        ins = [tensors[t] for t in _ids(node.inputs) if t >= 0]
+        outs = [tensors[t] for t in _ids(node.outputs) if t >= 0]
         ops.append(OpInfo(i, name, _shape(outs[0]) if outs else (),
                           int(_macs(name, ins, outs))))
-    inputs = [_tensor_info(tensors[t]) for t in graph.inputs]
-    outputs = [_tensor_info(tensors[t]) for t in graph.outputs]
+    inputs = [_tensor_info(tensors[t]) for t in _ids(graph.inputs)]
+    outputs = [_tensor_info(tensors[t]) for t in _ids(graph.outputs)]
     return ModelInfo(ops, inputs, outputs, sum(o.macs for o in ops),
                      _quantization_kind(model, graph, ops))
 
@@ -200,7 +209,7 @@ def _quantization_kind(model, graph, ops):
         name = _op_name(model, node.opcodeIndex)
         if name not in _CONV + _MATMUL + ("DEPTHWISE_CONV_2D", "DEQUANTIZE"):
             continue
-        for k, t in enumerate(node.inputs if node.inputs is not None else ()):
+        for k, t in enumerate(_ids(node.inputs)):
             if t < 0:
                 continue
             if name == "DEQUANTIZE":
@@ -242,7 +251,7 @@ def single_op_models(content):
     buffers = model.buffers or []
     producer = {}
     for i, node in enumerate(graph.operators or []):
-        for t in node.outputs if node.outputs is not None else ():
+        for t in _ids(node.outputs):
             producer[t] = i
 
     def is_constant(t):
@@ -251,7 +260,7 @@ def single_op_models(content):
 
     const_nodes = set()
     for i, node in enumerate(graph.operators or []):
-        ins = [t for t in (node.inputs if node.inputs is not None else ()) if t >= 0]
+        ins = [t for t in _ids(node.inputs) if t >= 0]
         if ins and all(is_constant(t) or producer.get(t) in const_nodes for t in ins):
             const_nodes.add(i)
 
@@ -262,22 +271,21 @@ def single_op_models(content):
         # The node and the constant-only nodes feeding it, in graph order.
         keep, stack = {i}, [i]
         while stack:
-            for t in graph.operators[stack.pop()].inputs or ():
+            for t in _ids(graph.operators[stack.pop()].inputs):
                 p = producer.get(t)
                 if t >= 0 and p in const_nodes and p not in keep:
                     keep.add(p)
                     stack.append(p)
-        yield info.ops[i], _submodel(model, sorted(keep), producer)
+        yield info.ops[i], _submodel(model, sorted(keep))
 
 
-def _submodel(model, node_ids, producer):
+def _submodel(model, node_ids):
     graph = model.subgraphs[0]
     nodes = [graph.operators[i] for i in node_ids]
-    produced = {t for n in nodes for t in (n.outputs if n.outputs is not None else ())}
+    produced = {t for n in nodes for t in _ids(n.outputs)}
     used = []
     for n in nodes:
-        for t in list(n.inputs if n.inputs is not None else ()) + list(
-                n.outputs if n.outputs is not None else ()):
+        for t in _ids(n.inputs) + _ids(n.outputs):
             if t >= 0 and t not in used:
                 used.append(t)
     tensor_map, buffer_map = {}, {0: 0}
@@ -300,13 +308,13 @@ def _submodel(model, node_ids, producer):
 
     inputs = [tensor_map[t] for t in used if dynamic_input(t)]
     last = nodes[-1]
-    outputs = [tensor_map[t] for t in (last.outputs if last.outputs is not None else ()) if t >= 0]
+    outputs = [tensor_map[t] for t in _ids(last.outputs) if t >= 0]
     new_nodes = []
     for n in nodes:
         copy = schema.OperatorT()
         copy.__dict__.update(n.__dict__)
-        copy.inputs = [tensor_map[t] if t >= 0 else -1 for t in n.inputs]
-        copy.outputs = [tensor_map[t] for t in n.outputs]
+        copy.inputs = [tensor_map[t] if t >= 0 else -1 for t in _ids(n.inputs)]
+        copy.outputs = [tensor_map[t] for t in _ids(n.outputs)]
         copy.intermediates = None
         new_nodes.append(copy)
     sub = schema.SubGraphT(tensors=new_tensors, inputs=inputs, outputs=outputs,

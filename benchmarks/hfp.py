@@ -1,0 +1,129 @@
+"""Holistic Filter Pruning under the benchmark protocol.
+
+For each model and MACs target: gate the cached baseline, train the gates
+with the budget loss, plan, rebuild, then fine-tune for the protocol's 3
+epochs with and without distillation from the baseline. Also times the
+gated model's training step against the plain model's, interleaved in the
+same run.
+
+Usage: python -m benchmarks.hfp [--models resnet20 vgg11] [--targets 0.5 0.33]
+"""
+
+import argparse
+import statistics
+import time
+
+import keras
+import numpy as np
+
+import tfprune
+from benchmarks import protocol, results
+
+GATE_EPOCHS = 2
+GATE_PEAK_LR = 0.05
+
+
+def step_time_ratio(plain, gated, batch, rounds=5, steps=20):
+    """Median seconds per training step of `gated` over `plain`."""
+    x, y = batch
+    times = {"plain": [], "gated": []}
+    for model in (plain, gated):
+        protocol.compile_for_training(model, 0.01, 1, 1000)
+        model.train_on_batch(x, y)  # trace
+    for _ in range(rounds):
+        for name, model in (("plain", plain), ("gated", gated)):
+            start = time.perf_counter()
+            for _ in range(steps):
+                model.train_on_batch(x, y)
+            times[name].append((time.perf_counter() - start) / steps)
+    return statistics.median(times["gated"]) / statistics.median(times["plain"]), times
+
+
+def finetune(student, teacher, train, test, distill):
+    if not distill:
+        protocol.train(student, train, protocol.FINETUNE_EPOCHS, protocol.FINETUNE_PEAK_LR)
+        return protocol.accuracy(student, test)
+    distiller = tfprune.distill.Distiller(student=student, teacher=teacher,
+                                          temperature=4.0, alpha=0.9)
+    steps = int(train.cardinality())
+    optimizer = keras.optimizers.SGD(
+        learning_rate=protocol.OneCycle(protocol.FINETUNE_PEAK_LR,
+                                        protocol.FINETUNE_EPOCHS * steps),
+        momentum=0.9, nesterov=True, weight_decay=protocol.WEIGHT_DECAY)
+    distiller.compile(optimizer, metrics=["accuracy"])
+    distiller.fit(train, epochs=protocol.FINETUNE_EPOCHS, verbose=2)
+    student.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    metrics=["accuracy"])
+    return protocol.accuracy(student, test)
+
+
+def run(model_name, target, weight, limit=None):
+    protocol.set_seed()
+    train, test = protocol.data(limit)
+    base, base_acc, _ = protocol.baseline(model_name, train, test, limit=limit)
+    base_cost = tfprune.cost(base)
+    start = time.perf_counter()
+    gated = tfprune.hfp.attach(base, target_macs=target, weight=weight)
+    steps = int(train.cardinality())
+    gated.compile(
+        keras.optimizers.SGD(learning_rate=protocol.OneCycle(GATE_PEAK_LR, GATE_EPOCHS * steps),
+                             momentum=0.9, nesterov=True, weight_decay=protocol.WEIGHT_DECAY),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    gated.fit(train, epochs=GATE_EPOCHS, verbose=2,
+              callbacks=[tfprune.callbacks.HolisticBudget()])
+    plan = tfprune.hfp.plan(gated)
+    gate_wall = time.perf_counter() - start
+    rows = []
+    for distill in (False, True):
+        t0 = time.perf_counter()
+        slim = tfprune.rebuild(gated, plan)
+        before_ft = protocol.accuracy(slim, test)
+        acc = finetune(slim, base, train, test, distill)
+        c = tfprune.cost(slim)
+        row = {"kind": "accuracy", "model": model_name,
+               "method": "hfp+kd" if distill else "hfp", "target": target,
+               "scope": None, "round_to": None, "params": c.params, "macs": c.macs,
+               "params_ratio": round(c.params / base_cost.params, 4),
+               "macs_ratio": round(c.macs / base_cost.macs, 4),
+               "budget_error": round(abs(c.macs / (target * base_cost.macs) - 1), 4),
+               "acc_before_finetune": round(before_ft, 4), "test_acc": round(acc, 4),
+               "baseline_acc": round(base_acc, 4),
+               "epochs": f"{protocol.BASELINE_EPOCHS}+{GATE_EPOCHS}+{protocol.FINETUNE_EPOCHS}",
+               "wall_s": round(gate_wall + time.perf_counter() - t0, 1),
+               "budget_weight": weight, "machine": protocol.machine()}
+        print(row)
+        rows.append(row)
+    return rows, gated, base, train
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["resnet20", "vgg11"])
+    p.add_argument("--targets", nargs="+", type=float, default=[0.5, 0.33])
+    p.add_argument("--weight", type=float, default=5.0, help="budget loss weight")
+    p.add_argument("--limit", type=int, default=None,
+                   help="use only N images per split (smoke test; writes no row)")
+    a = p.parse_args(argv)
+    for model_name in a.models:
+        for target in a.targets:
+            rows, gated, base, train = run(model_name, target, a.weight, a.limit)
+            if a.limit is None:
+                for row in rows:
+                    results.append(row)
+        batch = next(iter(train))
+        ratio, times = step_time_ratio(protocol.MODELS[model_name](),
+                                       tfprune.hfp.attach(base, target_macs=0.5),
+                                       (np.asarray(batch[0]), np.asarray(batch[1])))
+        row = {"kind": "steptime", "model": model_name, "method": "hfp gated vs plain",
+               "ratio": round(ratio, 3),
+               "plain_ms": round(1000 * statistics.median(times["plain"]), 1),
+               "gated_ms": round(1000 * statistics.median(times["gated"]), 1),
+               "machine": protocol.machine()}
+        print(row)
+        if a.limit is None:
+            results.append(row, replace_keys=("kind", "model", "method"))
+
+
+if __name__ == "__main__":
+    main()
