@@ -7,9 +7,10 @@ Usage:
 
 For the zoo's ResNet-20 and VGG-11 (28x28 Fashion-MNIST input, as in the
 accuracy rows) and keras.applications MobileNetV2 (alpha 1.0, 224x224,
-weights=None): prune to 50% and 33% of the MACs with `l1` (global ranking),
-once with `round_to=1` and once with widths rounded to multiples of 8;
-export original and pruned models as float32 and full-int8 `.tflite`; time
+weights=None): prune to 50% and 33% of the MACs with `l1` (global ranking,
+tfprune's default) with widths free (`round_to=1`, the default) and rounded
+to multiples of 8 and of 16, and with uniform fractions per layer (widths
+rounded to 8 and 16); export original and pruned models as float32 and full-int8 `.tflite`; time
 all files of one model in the same process, interleaved, with 1 and 2
 threads (LiteRT interpreter, XNNPACK). Rows go to benchmarks/results.json
 (`kind: "latency"`) and BENCHMARKS.md; per-op profiles of the original and
@@ -37,10 +38,14 @@ from benchmarks import protocol, results
 WORK = os.path.join(protocol.CACHE_DIR, "latency")
 PROFILES = os.path.join(os.path.dirname(__file__), "profiles.md")
 TARGETS = (0.5, 0.33)
-ROUND_TO = (1, 8)
+ROUND_TO = (1, 8, 16)
+# "global" is tfprune's default (one ranking over all layers); "uniform"
+# (every layer loses the same fraction) shows what the allocation does to
+# latency, with widths rounded as a phone's kernels like them.
+SCOPES = (("global", ROUND_TO), ("uniform", (8, 16)))
 QUANTIZATIONS = ("none", "int8")
-REPLACE_KEYS = ("kind", "model", "method", "target", "round_to", "quantization",
-                "threads")
+REPLACE_KEYS = ("kind", "model", "method", "target", "scope", "round_to",
+                "quantization", "threads")
 
 
 def _small(name):
@@ -80,25 +85,33 @@ def _data(name, model):
 
 
 def _variants(model):
-    """(method, target, round_to, keras model) for the original and prunes."""
+    """(method, target, scope, round_to, keras model), original first."""
     graph = tfprune.analyze(model)
-    out = [("original", None, None, model)]
-    for round_to in ROUND_TO:
-        for target in TARGETS:
-            plan = tfprune.prune(graph, "l1", target_macs=target, round_to=round_to)
-            out.append(("l1", target, round_to, tfprune.rebuild(model, plan)))
+    out = [("original", None, None, None, model)]
+    for scope, round_tos in SCOPES:
+        for round_to in round_tos:
+            for target in TARGETS:
+                try:
+                    plan = tfprune.prune(graph, "l1", target_macs=target, scope=scope,
+                                         round_to=round_to)
+                except tfprune.TargetUnreachableError as e:
+                    # e.g. ResNet-20's 16-channel stage cannot go below 16.
+                    print(f"  skip l1 {target} {scope} round_to={round_to}: {e}",
+                          flush=True)
+                    continue
+                out.append(("l1", target, scope, round_to, tfprune.rebuild(model, plan)))
     return out
 
 
 def _export(name, variants, calib, test, weights):
     """Converts every variant in both precisions; returns file records."""
     os.makedirs(WORK, exist_ok=True)
-    base_cost = tfprune.cost(variants[0][3])
+    base_cost = tfprune.cost(variants[0][-1])
     files = []
-    for method, target, round_to, model in variants:
+    for method, target, scope, round_to, model in variants:
         cost = tfprune.cost(model)
         for quantization in QUANTIZATIONS:
-            tag = method if target is None else f"{method}{target}_r{round_to}"
+            tag = method if target is None else f"{method}{target}_{scope}_r{round_to}"
             path = os.path.join(WORK, f"{name}_{tag}_{quantization}.tflite")
             info = tflite_export.convert(
                 model, path, quantization=quantization, representative_data=calib,
@@ -107,11 +120,11 @@ def _export(name, variants, calib, test, weights):
                   f"max err {info.max_abs_error:.3g}, top-1 agreement "
                   f"{info.top1_agreement:.3f}", flush=True)
             files.append({
-                "path": path, "method": method, "target": target,
+                "path": path, "method": method, "target": target, "scope": scope,
                 "round_to": round_to, "quantization": quantization,
                 "macs": cost.macs, "params": cost.params,
                 "macs_ratio": round(cost.macs / base_cost.macs, 4),
-                "widths_multiple_of_8": _all_multiples(model, 8),
+                "widths": _widths(model),
                 "top1_agreement": round(info.top1_agreement, 4),
                 "tflite_acc": None if info.accuracy is None or weights != "trained"
                 else round(info.accuracy, 4),
@@ -120,11 +133,12 @@ def _export(name, variants, calib, test, weights):
     return files
 
 
-def _all_multiples(model, n):
-    widths = [layer.filters for layer in model.layers
-              if isinstance(layer, keras.layers.Conv2D)
-              and not isinstance(layer, keras.layers.DepthwiseConv2D)]
-    return all(w % n == 0 for w in widths)
+def _widths(model):
+    """Output channels of every convolution, by name (not the classifier,
+    whose width is the number of classes)."""
+    return {layer.name: layer.filters for layer in model.layers
+            if isinstance(layer, keras.layers.Conv2D)
+            and not isinstance(layer, keras.layers.DepthwiseConv2D)}
 
 
 def _tfmot_twin(model, calib):
@@ -178,7 +192,7 @@ def _tfmot_twin(model, calib):
                 f.write(content)
             files.append({
                 "path": path, "method": "tfmot prune_low_magnitude", "target": 0.5,
-                "round_to": None, "quantization": quantization,
+                "scope": None, "round_to": None, "quantization": quantization,
                 "macs": tflite_export.inspect(content).macs,
                 "params": int(stripped.count_params()), "macs_ratio": 1.0,
                 "sparsity": round(sparsity, 4), "top1_agreement": None,
@@ -236,7 +250,7 @@ def _time(name, files, threads, runs, warmup, weights):
     for f, r in zip(files, reports):
         row = {
             "kind": "latency", "model": name, "method": f["method"],
-            "target": f["target"], "round_to": f["round_to"],
+            "target": f["target"], "scope": f["scope"], "round_to": f["round_to"],
             "quantization": f["quantization"], "threads": threads,
             "latency_ms": round(r.median_ms, 4), "p90_ms": round(r.p90_ms, 4),
             "latency_ratio": round(r.median_ms / base[f["quantization"]], 4),
@@ -261,12 +275,27 @@ def _profiles(name, files, runs):
     """Markdown: time per op type, original vs the 50%-MACs models."""
     chosen = [f for f in files if f["method"] == "original"
               or (f["method"] == "l1" and f["target"] == 0.5)]
-    out = [f"## {name}", ""]
+    out = [f"## {name}", "", "Labels: `global`/`uniform` scope, `rN` = widths "
+           "rounded to multiples of N (r1: free). Time ratios and MACs ratios are "
+           "to the original, per op type.", ""]
+    original = next(f for f in chosen if f["method"] == "original")["widths"]
+    for f in chosen:
+        if f["method"] == "original" or f["quantization"] != "none":
+            continue
+        kept = {k: f["widths"][k] for k in original if k in f["widths"]}
+        untouched = [k for k in kept if kept[k] == original[k]]
+        odd = [k for k in kept if kept[k] % 8]
+        out.append(f"- l1 50% {f['scope']} round_to={f['round_to']}: {len(untouched)} "
+                   f"of {len(kept)} conv layers keep all their channels"
+                   + (f" ({', '.join(untouched[:8])}{', ...' if len(untouched) > 8 else ''})"
+                      if untouched else "")
+                   + f"; widths not a multiple of 8: {len(odd)}.")
+    out.append("")
     for quantization in QUANTIZATIONS:
         group = [f for f in chosen if f["quantization"] == quantization]
         profiles = [tflite_export.profile(f["path"], threads=1, runs=runs) for f in group]
         labels = ["original" if f["method"] == "original"
-                  else f"l1 50% round_to={f['round_to']}" for f in group]
+                  else f"{f['scope']} r{f['round_to']}" for f in group]
         ops = list(profiles[0].by_op())
         out += [f"### {quantization}, 1 thread", "",
                 "whole model (median ms): " + ", ".join(
@@ -326,9 +355,12 @@ def main(argv=None):
                     results.append(row, replace_keys=REPLACE_KEYS)
         if not a.no_profile:
             profile_md += _profiles(name, files, runs=max(10, min(runs, 50)))
-    if not a.no_profile and not a.no_write:
-        with open(PROFILES, "w") as f:
-            f.write("\n".join(profile_md) + "\n")
+    if not a.no_profile:
+        if a.no_write:
+            print("\n".join(profile_md))
+        else:
+            with open(PROFILES, "w") as f:
+                f.write("\n".join(profile_md) + "\n")
 
 
 if __name__ == "__main__":

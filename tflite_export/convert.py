@@ -286,7 +286,8 @@ def _split_data(data, name):
     if data is None:
         return None, None
     y = None
-    if isinstance(data, (tuple, list)) and len(data) == 2 and not np.isscalar(data[0]):
+    # Only a tuple means (inputs, labels); a list is a list of inputs.
+    if isinstance(data, tuple) and len(data) == 2 and not np.isscalar(data[0]):
         data, y = data
     try:
         x = np.asarray(data, dtype="float32")
@@ -417,8 +418,12 @@ def convert_saved_model(saved_model_dir, quantization="none", representative_dat
 
 
 def _signature_name(model):
-    first = model.layers[0].name if model.layers else "input"
-    return re.sub(r"\W", "_", first) or "input"
+    """The input's name in the file's signature: the Input layer's name."""
+    name = getattr(model.inputs[0], "name", "") or ""
+    # Sequential models name their input tensor "keras_tensor..." instead.
+    if not name or name.startswith("keras_tensor"):
+        name = "input"
+    return re.sub(r"\W", "_", name)
 
 
 def _layer_names(model):

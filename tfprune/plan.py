@@ -41,6 +41,11 @@ class PruningPlan:
     def __init__(self, graph, keep, round_to=None):
         self.graph = graph
         self.keep = {}
+        # Layer name -> {weight name: value} replacing the kept-input slice of
+        # that weight on rebuild (consumer weights re-fitted by a method, e.g.
+        # the genetic search); outputs are still sliced by the plan. Not
+        # part of the JSON form.
+        self.refits = {}
         unknown = set(keep) - {g.id for g in graph.groups}
         if unknown:
             raise InvalidPlanError(

@@ -46,7 +46,9 @@ def _check_plan(model, plan):
             "graph.plan(keep=...) or tfprune.prune(...).")
     if plan.graph.model is not model:
         # A plan made on another instance of the same architecture: re-check.
+        refits = plan.refits
         plan = PruningPlan.from_dict(plan.to_dict(), analyze(model))
+        plan.refits = refits
     return plan
 
 
@@ -78,12 +80,15 @@ def _edit_config(serialized, graph, masks):
     return serialized
 
 
-def _copy_weights(target, graph, masks, transform):
+def _copy_weights(target, graph, masks, transform, refits=None):
     """Copies each layer's weights into `target`, through `transform`.
 
     `transform(value, axes, in_mask, out_mask, repeat)` maps one weight of a
-    layer with a known layout; other layers are copied as they are.
+    layer with a known layout; other layers are copied as they are. A
+    weight in `refits[layer name]` replaces the original and is already
+    restricted to the kept inputs: only its outputs are sliced.
     """
+    refits = refits or {}
     done = set()
     for node in graph.nodes:
         if not node.first_call or node.path in done:
@@ -99,11 +104,15 @@ def _copy_weights(target, graph, masks, transform):
         in_mask = masks[node.inputs[0]]
         out_mask = masks[node.outputs[0]]
         repeat = int(node.config.get("depth_multiplier", 1) or 1)
-        values = {
-            w.name: transform(keras.ops.convert_to_numpy(w), layout[w.name],
-                              in_mask, out_mask, repeat)
-            for w in layer.weights
-        }
+        values = {}
+        for w in layer.weights:
+            refit = refits.get(node.name, {}).get(w.name)
+            if refit is None:
+                values[w.name] = transform(keras.ops.convert_to_numpy(w), layout[w.name],
+                                           in_mask, out_mask, repeat)
+            else:
+                values[w.name] = transform(np.asarray(refit), layout[w.name],
+                                           None, out_mask, repeat)
         for w in new_layer.weights:
             w.assign(values[w.name])
 
@@ -152,7 +161,7 @@ def rebuild(model, plan, custom_objects=None):
     masks = plan.masks()
     slim = _clone(model, plan.graph, masks, custom_objects)
 
-    _copy_weights(slim, plan.graph, masks, slice_weight)
+    _copy_weights(slim, plan.graph, masks, slice_weight, plan.refits)
     return slim
 
 

@@ -1,0 +1,131 @@
+"""Sensitivity, allocation and the genetic channel search."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import assert_close, randomize_bn
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tfprune
+from tfprune import search, zoo
+from tfprune.search.genetic import (_Consumer, _fixed_size_crossover,
+                                    _fixed_size_mutation)
+
+
+class _FakeGA:
+    def __init__(self, seed, size):
+        self.tfprune_rng = np.random.default_rng(seed)
+        self.tfprune_group_size = size
+        self.tfprune_mutation_rate = 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(2, 40), data=st.data())
+def test_operators_keep_the_count_fixed(size, data):
+    k = data.draw(st.integers(1, size))
+    seed = data.draw(st.integers(0, 1000))
+    rng = np.random.default_rng(seed)
+    parents = np.array([np.sort(rng.choice(size, k, replace=False)) for _ in range(4)])
+    ga = _FakeGA(seed, size)
+    children = _fixed_size_crossover(parents, (6, k), ga)
+    children = _fixed_size_mutation(children, ga)
+    for child in children:
+        assert len(child) == k and len(np.unique(child)) == k
+        assert child.min() >= 0 and child.max() < size
+
+
+@pytest.fixture(scope="module")
+def trained():
+    keras.utils.set_random_seed(0)
+    model = randomize_bn(zoo.resnet20(input_shape=(12, 12, 1), classes=4))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 12, 12, 1)).astype("float32")
+    y = (x[:, :6].mean(axis=(1, 2, 3)) > 0).astype("int32") + 2 * (x[:, :, :6].mean(axis=(1, 2, 3)) > 0)
+    model.compile(keras.optimizers.Adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=2, verbose=0, batch_size=32)
+    return model, x, y
+
+
+@pytest.fixture(scope="module")
+def sens(trained):
+    model, x, y = trained
+    return search.sensitivity(model, (x, y), ratios=(0.25, 0.5, 0.75), limit=128)
+
+
+def test_sensitivity_curves_and_plot(trained, sens, tmp_path):
+    model, _, _ = trained
+    graph = tfprune.analyze(model)
+    assert set(sens.loss) == {g.id for g in graph.prunable_groups}
+    for gid in sens.loss:
+        assert len(sens.loss[gid]) == 3 and len(sens.accuracy[gid]) == 3
+        assert sens.drop(gid, 0.0) == 0.0
+    path = sens.plot(str(tmp_path / "sens.png"))
+    assert open(path, "rb").read(4) == b"\x89PNG"
+
+
+def test_allocation_meets_the_target(trained, sens):
+    model, _, _ = trained
+    graph = tfprune.analyze(model)
+    for target, round_to in ((0.5, 1), (0.33, 4)):
+        counts = search.allocate(graph, sens, target_macs=target, round_to=round_to)
+        keep = {gid: list(range(n)) for gid, n in counts.items()
+                if n < graph.groups[gid].size}
+        c = tfprune.cost(graph, graph.plan(keep))
+        assert c.macs <= target * tfprune.cost(graph).macs
+        assert all(n % round_to == 0 or n == graph.groups[g].size for g, n in counts.items())
+
+
+def test_reconstruction_fitness(trained):
+    model, x, _ = trained
+    graph = tfprune.analyze(model)
+    node = graph.node("stage2_block0_conv1")
+    s = search.GeneticChannelSearch(model, (x, x[:, 0, 0, 0]), target_macs=0.5, verbose=False)
+    acts = s._activations([node.inputs[0]])[node.inputs[0]]
+    chans = graph.channels[node.inputs[0]]
+    consumer = _Consumer(node, model.get_layer(node.path[0]), acts, chans, 300,
+                         np.random.default_rng(0))
+    # the sampled design matrix reproduces the layer's real output
+    full, _, _ = consumer.error(np.unique(chans))
+    assert full < 1e-5
+    errors = [consumer.error(np.unique(chans)[:k])[0] for k in (4, 8, 12)]
+    assert errors[0] >= errors[1] >= errors[2] >= full
+    # re-fitting the kept channels beats merely dropping the others
+    err, w, cols = consumer.error(np.unique(chans)[:8])
+    y = consumer.aty  # A^T Y: compare residual energies through the Gram matrix
+    w0 = consumer.w[cols]
+    b = consumer.aty[cols]
+    dropped = consumer.energy - 2 * np.sum(b * w0) + np.sum(w0 * (consumer.gram[np.ix_(cols, cols)] @ w0))
+    assert err * consumer.energy <= dropped + 1e-6 and y is not None
+
+
+def test_search_is_deterministic_and_rebuild_uses_refits(trained, sens):
+    model, x, y = trained
+    kwargs = dict(target_macs=0.5, sensitivity=sens, population=8, generations=3,
+                  seed=3, verbose=False, real_loss_top=2)
+    first = search.GeneticChannelSearch(model, (x, y), **kwargs)
+    plan = first.run()
+    again = search.GeneticChannelSearch(model, (x, y), **kwargs).run()
+    for gid in plan.keep:
+        np.testing.assert_array_equal(plan.keep[gid], again.keep[gid])
+    assert tfprune.cost(model, plan).macs <= 0.5 * tfprune.cost(model).macs
+    assert plan.refits and all("kernel" in r for r in plan.refits.values())
+    # step 2 ran only for the best few of each generation (and the initial one)
+    searched = len(first.history)
+    assert first.fitness_calls["real_loss"] <= searched * 2 * (3 + 1)
+    assert first.fitness_calls["reconstruction"] > first.fitness_calls["real_loss"]
+    assert all(len(h) == 3 for h in first.history.values())
+    slim = tfprune.rebuild(model, plan)
+    assert_close(first.working_model(x[:8]), slim(x[:8]))
+    # without refits the rebuild is the plain zeroed model
+    plain = tfprune.PruningPlan(plan.graph, plan.keep)
+    assert_close(tfprune.zero_out(model, plain)(x[:8]), tfprune.rebuild(model, plain)(x[:8]))
+
+
+def test_bad_arguments(trained):
+    model, x, y = trained
+    with pytest.raises(ValueError, match="fitness"):
+        search.GeneticChannelSearch(model, (x, y), target_macs=0.5, fitness="magic")
+    with pytest.raises(ValueError, match="empty"):
+        search.GeneticChannelSearch(model, (x[:0], y[:0]), target_macs=0.5)

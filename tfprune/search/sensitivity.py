@@ -1,0 +1,255 @@
+"""Per-group pruning sensitivity, and a keep-count allocation from it."""
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+
+from tfprune.budget import resolve_target
+from tfprune.cost import cost
+from tfprune.errors import TargetUnreachableError
+from tfprune.graph import ChannelGraph, analyze
+from tfprune.importance import magnitude
+from tfprune.plan import PruningPlan
+from tfprune.rebuild import zero_out
+
+
+def as_arrays(data, limit=None):
+    """(x, y) numpy arrays from arrays, a tuple, or a batched tf.data dataset."""
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = np.asarray(data[0]), np.asarray(data[1])
+    else:
+        xs, ys, n = [], [], 0
+        for batch in data:
+            xs.append(np.asarray(batch[0]))
+            ys.append(np.asarray(batch[1]))
+            n += len(xs[-1])
+            if limit and n >= limit:
+                break
+        if not xs:
+            raise ValueError("the data set is empty; give at least one batch.")
+        x, y = np.concatenate(xs), np.concatenate(ys)
+    if limit:
+        x, y = x[:limit], y[:limit]
+    if len(x) == 0:
+        raise ValueError("the data set is empty; give at least one sample.")
+    return x, y
+
+
+def evaluate(model, x, y, from_logits=True, batch_size=256):
+    """(accuracy, mean cross-entropy) of a classifier on arrays."""
+    logits = np.concatenate([model.predict_on_batch(x[i:i + batch_size])
+                             for i in range(0, len(x), batch_size)])
+    loss = keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(
+        y, logits, from_logits=from_logits)).mean()
+    return float((logits.argmax(-1) == y).mean()), float(loss)
+
+
+class ConsumerWeights:
+    """Edits a working copy's channel-mixing weights for one group at a time."""
+
+    def __init__(self, graph, working):
+        self.graph = graph
+        self.working = working
+        self.layers = {}
+
+    def consumers(self, group):
+        out = []
+        for node in self.graph.nodes:
+            if node.kind == "mixer" and node.first_call and len(node.path) == 1:
+                chans = self.graph.channels[node.inputs[0]]
+                if np.any((chans >= group.offset) & (chans < group.offset + group.size)):
+                    out.append(node)
+        return out
+
+    def kernel(self, node):
+        layer = self.working.get_layer(node.path[0])
+        name = "pointwise_kernel" if "pointwise_kernel" in {w.name for w in layer.weights} else "kernel"
+        return next(w for w in layer.weights if w.name == name)
+
+    def zero(self, group, kept):
+        """Zeroes the consumers' inputs for `group`'s removed channels.
+
+        Returns the old kernels, for `restore`.
+        """
+        from tfprune.layouts import LAYOUTS
+
+        saved = []
+        removed = np.setdiff1d(np.arange(group.size), kept) + group.offset
+        for node in self.consumers(group):
+            var = self.kernel(node)
+            value = keras.ops.convert_to_numpy(var)
+            saved.append((var, value))
+            axes = LAYOUTS[node.class_name][var.name]
+            chans = self.graph.channels[node.inputs[0]]
+            if axes.repeat == 0:
+                chans = np.repeat(chans, int(node.config.get("depth_multiplier", 1)))
+            mask = np.isin(chans, removed)
+            new = value.copy()
+            index = [slice(None)] * new.ndim
+            index[axes.input_axis] = mask
+            new[tuple(index)] = 0
+            var.assign(new)
+        return saved
+
+    @staticmethod
+    def restore(saved):
+        for var, value in saved:
+            var.assign(value)
+
+
+@dataclasses.dataclass
+class Sensitivity:
+    """Metric of the model when one group alone is pruned by each ratio.
+
+    Attributes:
+        ratios: the pruning ratios tried (fraction of the group removed).
+        base_accuracy, base_loss: the unpruned model's figures.
+        accuracy, loss: dict group id -> list, one value per ratio.
+        names: dict group id -> a readable name (its first producer).
+    """
+
+    ratios: tuple
+    base_accuracy: float
+    base_loss: float
+    accuracy: dict
+    loss: dict
+    names: dict
+
+    def drop(self, group_id, ratio):
+        """Interpolated loss increase when `ratio` of the group is removed."""
+        xs = [0.0] + list(self.ratios) + [1.0]
+        curve = [0.0] + [v - self.base_loss for v in self.loss[group_id]]
+        curve.append(max(curve[-1], curve[-1] * 2))  # beyond the last ratio: steeper
+        return float(np.interp(ratio, xs, curve))
+
+    def plot(self, path):
+        """Writes a PNG: loss against pruning ratio, one line per group."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+        for gid in self.loss:
+            ax1.plot((0,) + tuple(self.ratios), [self.base_accuracy] + self.accuracy[gid],
+                     marker="o", label=self.names[gid])
+            ax2.plot((0,) + tuple(self.ratios), [self.base_loss] + self.loss[gid],
+                     marker="o", label=self.names[gid])
+        ax1.set(xlabel="fraction of the group removed", ylabel="accuracy",
+                title="Accuracy when one group is pruned")
+        ax2.set(xlabel="fraction of the group removed", ylabel="loss",
+                title="Loss when one group is pruned")
+        if len(self.loss) <= 24:
+            ax2.legend(fontsize=6, ncol=2)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+
+def sensitivity(model, val_data, ratios=(0.25, 0.5, 0.75), limit=1024,
+                from_logits=True):
+    """Accuracy and loss of `model` with each group alone pruned (by L1).
+
+    Args:
+        model: a trained `keras.Model` (not modified).
+        val_data: (x, y) arrays or a batched tf.data dataset of (x, y).
+        ratios: fractions of each group to remove.
+        limit: number of samples used.
+        from_logits: whether the model outputs logits.
+
+    Returns:
+        A `Sensitivity`.
+
+    Example:
+
+    ```python
+    sens = tfprune.search.sensitivity(model, (x_val, y_val))
+    sens.plot("sensitivity.png")
+    ```
+    """
+    x, y = as_arrays(val_data, limit)
+    graph = model if isinstance(model, ChannelGraph) else analyze(model)
+    model = graph.model
+    working = zero_out(model, graph.plan())
+    editor = ConsumerWeights(graph, working)
+    scores = magnitude(graph)
+    base_acc, base_loss = evaluate(working, x, y, from_logits)
+    accs, losses, names = {}, {}, {}
+    for group in graph.prunable_groups:
+        names[group.id] = group.producers[0]
+        order = np.argsort(-scores[group.id], kind="stable")
+        accs[group.id], losses[group.id] = [], []
+        for r in ratios:
+            keep = order[:max(1, int(round(group.size * (1 - r))))]
+            saved = editor.zero(group, keep)
+            acc, loss = evaluate(working, x, y, from_logits)
+            editor.restore(saved)
+            accs[group.id].append(acc)
+            losses[group.id].append(loss)
+    return Sensitivity(tuple(ratios), base_acc, base_loss, accs, losses, names)
+
+
+def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, steps=16):
+    """Keep counts per group meeting the target, guided by sensitivity.
+
+    Rule (greedy on sensitivity per MAC): start from full widths and
+    repeatedly shrink the group whose next step (1/`steps` of its width, at
+    least `round_to` channels) costs the least loss increase per MAC (or
+    param) saved, until every target is met.
+
+    Returns:
+        dict group id -> number of channels to keep.
+    """
+    base = cost(graph)
+    limits = [(resolve_target(target_macs, base.macs, "target_macs"), "macs"),
+              (resolve_target(target_params, base.params, "target_params"), "params")]
+    limits = [(v, k) for v, k in limits if v is not None]
+    if not limits:
+        raise ValueError("give target_macs or target_params (or both).")
+    scores = magnitude(graph)
+    groups = [g for g in graph.prunable_groups if g.id in sens.loss]
+    counts = {g.id: g.size for g in groups}
+
+    def plan_of(c):
+        keep = {}
+        for g in groups:
+            if c[g.id] < g.size:
+                order = np.argsort(-scores[g.id], kind="stable")[:c[g.id]]
+                kept = set(order.tolist())
+                for part in g.segments:
+                    if not kept.intersection(part.tolist()):
+                        kept.add(int(part[0]))
+                keep[g.id] = sorted(kept)
+        return PruningPlan(graph, keep)
+
+    def over(c_):
+        return sum(max(0.0, getattr(c_, k) - v) / v for v, k in limits)
+
+    current = cost(graph, plan_of(counts))
+    while over(current) > 0:
+        best = None
+        for g in groups:
+            step = max(round_to, int(math.ceil(g.size / steps)))
+            n = counts[g.id] - step
+            if round_to > 1:
+                n = (n // round_to) * round_to
+            n = max(n, min(g.size, round_to), 1)
+            if n >= counts[g.id]:
+                continue
+            trial = {**counts, g.id: n}
+            c = cost(graph, plan_of(trial))
+            saved = sum(getattr(current, k) - getattr(c, k) for _, k in limits) or 1e-9
+            harm = sens.drop(g.id, 1 - n / g.size) - sens.drop(g.id, 1 - counts[g.id] / g.size)
+            value = max(harm, 0.0) / saved
+            if best is None or value < best[0]:
+                best = (value, g.id, n, c)
+        if best is None:
+            raise TargetUnreachableError(
+                "target cannot be met even with every searched group at its "
+                "minimum width; ask for a larger target.")
+        _, gid, n, current = best
+        counts[gid] = n
+    return counts
