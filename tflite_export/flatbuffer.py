@@ -193,17 +193,19 @@ def inspect(content):
     inputs = [_tensor_info(tensors[t]) for t in _ids(graph.inputs)]
     outputs = [_tensor_info(tensors[t]) for t in _ids(graph.outputs)]
     return ModelInfo(ops, inputs, outputs, sum(o.macs for o in ops),
-                     _quantization_kind(model, graph, ops))
+                     _quantization_kind(model, graph))
 
 
-def _quantization_kind(model, graph, ops):
-    tensors = graph.tensors or []
+def _is_constant(model, t):
+    """Whether tensor `t` of the main subgraph holds data in the file."""
+    b = model.subgraphs[0].tensors[t].buffer
     buffers = model.buffers or []
+    return 0 < b < len(buffers) and buffers[b].data is not None and len(buffers[b].data) > 0
 
-    def constant(t):
-        b = tensors[t].buffer
-        return 0 < b < len(buffers) and buffers[b].data is not None and len(buffers[b].data)
 
+def _quantization_kind(model, graph):
+    """"int8" if convolutions read int8 activations, else the weights' type."""
+    tensors = graph.tensors or []
     act_types, weight_types = set(), set()
     for node in graph.operators or []:
         name = _op_name(model, node.opcodeIndex)
@@ -213,11 +215,11 @@ def _quantization_kind(model, graph, ops):
             if t < 0:
                 continue
             if name == "DEQUANTIZE":
-                if constant(t):
+                if _is_constant(model, t):
                     weight_types.add(tensors[t].type)
             elif k == 0:
                 act_types.add(tensors[t].type)
-            elif k == 1 and constant(t):
+            elif k == 1 and _is_constant(model, t):
                 weight_types.add(tensors[t].type)
     T = schema.TensorType
     if act_types & {T.INT8, T.UINT8, T.INT16}:
@@ -247,21 +249,16 @@ def single_op_models(content):
     """
     model = read(content)
     graph = model.subgraphs[0]
-    tensors = graph.tensors or []
-    buffers = model.buffers or []
     producer = {}
     for i, node in enumerate(graph.operators or []):
         for t in _ids(node.outputs):
             producer[t] = i
-
-    def is_constant(t):
-        b = tensors[t].buffer
-        return 0 < b < len(buffers) and buffers[b].data is not None and len(buffers[b].data) > 0
-
+    # Nodes whose inputs are all constants (or outputs of such nodes).
     const_nodes = set()
     for i, node in enumerate(graph.operators or []):
         ins = [t for t in _ids(node.inputs) if t >= 0]
-        if ins and all(is_constant(t) or producer.get(t) in const_nodes for t in ins):
+        if ins and all(_is_constant(model, t) or producer.get(t) in const_nodes
+                       for t in ins):
             const_nodes.add(i)
 
     info = inspect(content)
@@ -280,6 +277,7 @@ def single_op_models(content):
 
 
 def _submodel(model, node_ids):
+    """Bytes of a model made of the nodes `node_ids` of `model`."""
     graph = model.subgraphs[0]
     nodes = [graph.operators[i] for i in node_ids]
     produced = {t for n in nodes for t in _ids(n.outputs)}
@@ -299,14 +297,10 @@ def _submodel(model, node_ids):
             tensor.buffer = buffer_map[tensor.buffer]
         tensor_map[t] = len(new_tensors)
         new_tensors.append(tensor)
-    buffers = model.buffers
-
-    def dynamic_input(t):
-        b = graph.tensors[t].buffer
-        has_data = 0 < b < len(buffers) and buffers[b].data is not None and len(buffers[b].data) > 0
-        return t not in produced and not has_data
-
-    inputs = [tensor_map[t] for t in used if dynamic_input(t)]
+    # Whatever the kept nodes read but neither compute nor hold becomes an
+    # input of the small model.
+    inputs = [tensor_map[t] for t in used
+              if t not in produced and not _is_constant(model, t)]
     last = nodes[-1]
     outputs = [tensor_map[t] for t in _ids(last.outputs) if t >= 0]
     new_nodes = []

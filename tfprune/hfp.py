@@ -183,7 +183,7 @@ class GatedModel(keras.Model):
         extra = {k: config.pop(k) for k in
                  ("target_macs", "target_params", "weight", "threshold") if k in config}
         model = keras.Model.from_config(config, custom_objects=custom_objects)
-        return cls(model.inputs, model.outputs, name=model.name, **extra)
+        return cls(*_structure(model), name=model.name, **extra)
 
 
 class _SoftBudget:
@@ -324,9 +324,16 @@ def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.
         entries.insert(after + 1, entry)
     plain = keras.saving.deserialize_keras_object(serialized)
     _copy_weights_by_name(model, plain, skip={e["name"] for _, e in inserts})
-    return GatedModel(plain.inputs, plain.outputs, name=model.name,
+    return GatedModel(*_structure(plain), name=model.name,
                       target_macs=macs, target_params=params, weight=weight,
                       threshold=threshold)
+
+
+def _structure(model):
+    """(inputs, outputs) as the model was built: single tensors stay single."""
+    def one(xs):
+        return xs[0] if len(xs) == 1 else xs
+    return one(model.inputs), one(model.outputs)
 
 
 def _unique(name, taken):
