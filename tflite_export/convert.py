@@ -548,16 +548,14 @@ def _metadata(info, model, normalization, labels_path, macs):
 
 def _write_atomic(path, data):
     """Writes next to `path` then renames, so `path` is never half-written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".partial")
+    directory, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.partial")
+    # os.open with mode 0o666 lets the umask decide the permissions, as for
+    # any new file (tempfile.mkstemp would make it private).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        # mkstemp makes the file private (0600); give it the permissions
-        # an ordinary new file would get.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -16,7 +16,6 @@ import math
 import os
 
 import flatbuffers
-import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 _TFLITE_IDENTIFIER = b"TFL3"
@@ -324,8 +323,3 @@ def _copy_tensor(tensor):
     copy = schema.TensorT()
     copy.__dict__.update(tensor.__dict__)
     return copy
-
-
-def dtype_of(name):
-    """numpy dtype for a schema type name ("float32", "int8", ...)."""
-    return np.dtype({"float16": np.float16, "bool": np.bool_}.get(name, name))

@@ -216,12 +216,27 @@ class GeneticChannelSearch:
 
     def run(self):
         """Searches every group; returns the `PruningPlan` (with refits)."""
+        return self._run(None)
+
+    def refit(self, keep):
+        """A plan keeping the given subsets, consumers re-fitted as in `run`.
+
+        Args:
+            keep: dict group id -> kept indices (e.g. an L1 or random choice
+                of the same widths), to compare selections on equal terms.
+        """
+        return self._run({gid: np.sort(np.asarray(k, dtype=int)) for gid, k in keep.items()})
+
+    def _run(self, choices):
         graph, rng = self.graph, np.random.default_rng(self.seed)
         keras.utils.set_random_seed(self.seed)
-        if self.sensitivity is None:
-            self.sensitivity = sensitivity(graph, (self.x, self.y))
-        self.counts = allocate(graph, self.sensitivity, self.target_macs,
-                               self.target_params, self.round_to)
+        if choices is not None:
+            self.counts = {gid: len(k) for gid, k in choices.items()}
+        else:
+            if self.sensitivity is None:
+                self.sensitivity = sensitivity(graph, (self.x, self.y))
+            self.counts = allocate(graph, self.sensitivity, self.target_macs,
+                                   self.target_params, self.round_to)
         scores = magnitude(graph)
         working = zero_out(self.model, graph.plan())
         editor = ConsumerWeights(graph, working)
@@ -242,7 +257,9 @@ class GeneticChannelSearch:
             models = [_Consumer(n, self.model.get_layer(n.path[0]), acts[n.inputs[0]],
                                 graph.channels[n.inputs[0]], self.positions, rng)
                       for n in consumers[group.id]]
-            if not models or k < 1 or len(group.segments):
+            if choices is not None:
+                chosen = choices[group.id]
+            elif not models or len(group.segments):
                 chosen = l1
             else:
                 chosen = self._search_group(group, k, l1, models, editor, batch, rng)

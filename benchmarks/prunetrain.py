@@ -1,0 +1,136 @@
+"""PruneTrain against dense training: same model, epochs, schedule and seed.
+
+For each model, trains the dense model under the protocol (SGD Nesterov,
+weight decay 5e-4, one-cycle peaking at 0.1, batch 128), then PruneTrain at
+each penalty ratio with the same optimiser, schedule and initial weights,
+back to back in the same process, and reports per row: final test accuracy,
+final params and MACs, training FLOPs (6 × MACs × samples per epoch, at the
+width trained that epoch; `tfprune.prunetrain`'s convention) and wall-clock
+training time, each as a ratio to the dense run of the same invocation.
+Wall times include everything PruneTrain does (reconfigurations, re-tracing
+the training step); they compare only on an otherwise idle machine.
+
+Usage:
+
+    python -m benchmarks.prunetrain                          # resnet20 + vgg11, r = 0.1 0.2 0.4
+    python -m benchmarks.prunetrain --models resnet20 --ratios 0.2
+    python -m benchmarks.prunetrain --limit 512 --epochs 2   # smoke test: prints, writes no row
+
+Rows (kind "prunetrain") go to benchmarks/results.json.
+"""
+
+import argparse
+import time
+
+import keras
+
+import tfprune
+from benchmarks import protocol, results
+from tfprune import datasets, prunetrain
+
+REPLACE_KEYS = ("kind", "model", "method", "penalty_ratio", "epochs",
+                "reconfigure_every", "dynamic_batch")
+DEFAULT_RATIOS = (0.1, 0.2, 0.4)
+DEFAULT_RECONFIGURE_EVERY = 2
+
+
+def _optimizer(epochs, steps):
+    return keras.optimizers.SGD(
+        learning_rate=protocol.OneCycle(protocol.BASELINE_PEAK_LR, epochs * steps),
+        momentum=0.9, nesterov=True, weight_decay=protocol.WEIGHT_DECAY)
+
+
+def _row(model_name, method, epochs, **fields):
+    return {"kind": "prunetrain", "model": model_name, "method": method,
+            "epochs": epochs, "machine": protocol.machine(), **fields}
+
+
+def run(model_name, ratios=DEFAULT_RATIOS, epochs=protocol.BASELINE_EPOCHS,
+        reconfigure_every=DEFAULT_RECONFIGURE_EVERY, threshold=1e-4,
+        dynamic_batch=False, limit=None, verbose=2):
+    """Dense, then PruneTrain at each ratio; returns the rows."""
+    train_ds, test_ds = protocol.data(limit)
+    steps = int(train_ds.cardinality())
+    samples = limit or datasets.info("fashion_mnist")["num_examples"]["train"]
+
+    protocol.set_seed()
+    dense = protocol.MODELS[model_name]()
+    dense_wall = protocol.train(dense, train_ds, epochs, protocol.BASELINE_PEAK_LR,
+                                verbose=verbose)
+    dense_acc = protocol.accuracy(dense, test_ds)
+    base = tfprune.cost(dense)
+    dense_flops = (prunetrain.FLOPS_PER_MAC * prunetrain.PASSES_PER_SAMPLE
+                   * base.macs * samples * epochs)
+    rows = [_row(model_name, "dense", epochs, penalty_ratio=None,
+                 reconfigure_every=None, dynamic_batch=None, params=base.params,
+                 macs=base.macs, params_ratio=1.0, macs_ratio=1.0,
+                 test_acc=round(dense_acc, 4), dense_acc=round(dense_acc, 4),
+                 acc_drop=0.0, train_flops=float(dense_flops), train_flops_ratio=1.0,
+                 wall_s=round(dense_wall, 1), wall_ratio=1.0)]
+    print(rows[-1], flush=True)
+
+    for ratio in ratios:
+        protocol.set_seed()  # the dense run's initial weights
+        model = protocol.MODELS[model_name]()
+        start = time.perf_counter()
+        result = prunetrain.fit(
+            model, train_ds, epochs=epochs, optimizer=_optimizer(epochs, steps),
+            penalty_ratio=ratio, reconfigure_every=reconfigure_every,
+            threshold=threshold, dynamic_batch=dynamic_batch, verbose=verbose)
+        wall = time.perf_counter() - start
+        acc = protocol.accuracy(result.model, test_ds)
+        c = tfprune.cost(result.model)
+        rows.append(_row(
+            model_name, "prunetrain", epochs, penalty_ratio=ratio,
+            reconfigure_every=reconfigure_every, dynamic_batch=bool(dynamic_batch),
+            params=c.params, macs=c.macs,
+            params_ratio=round(c.params / base.params, 4),
+            macs_ratio=round(c.macs / base.macs, 4),
+            test_acc=round(acc, 4), dense_acc=round(dense_acc, 4),
+            acc_drop=round(dense_acc - acc, 4),
+            train_flops=float(result.train_flops),
+            train_flops_ratio=round(result.train_flops / dense_flops, 4),
+            wall_s=round(wall, 1), wall_ratio=round(wall / dense_wall, 4),
+            penalty_weight=result.penalty_weight,
+            macs_per_epoch=[int(m) for m in result.history["macs"]]))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["resnet20", "vgg11"],
+                   choices=sorted(protocol.MODELS))
+    p.add_argument("--ratios", nargs="+", type=float, default=list(DEFAULT_RATIOS),
+                   help="penalty ratios r (default: 0.1 0.2 0.4)")
+    p.add_argument("--epochs", type=int, default=protocol.BASELINE_EPOCHS,
+                   help=f"epochs of every run (default {protocol.BASELINE_EPOCHS})")
+    p.add_argument("--reconfigure-every", type=int, default=DEFAULT_RECONFIGURE_EVERY,
+                   help=f"epochs between reconfigurations (default "
+                   f"{DEFAULT_RECONFIGURE_EVERY})")
+    p.add_argument("--threshold", type=float, default=1e-4)
+    p.add_argument("--dynamic-batch", action="store_true",
+                   help="grow the batch as the model shrinks")
+    p.add_argument("--limit", type=int, default=None,
+                   help="use only N images per split (smoke test; writes no row)")
+    p.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2])
+    a = p.parse_args(argv)
+    rows = []
+    for name in a.models:
+        new = run(name, a.ratios, a.epochs, a.reconfigure_every, a.threshold,
+                  a.dynamic_batch, a.limit, a.verbose)
+        if a.limit is None:  # rows come from the full protocol only
+            for row in new:
+                results.append(row, replace_keys=REPLACE_KEYS)
+        rows += new
+    print(f"{'model':<10} {'method':<11} {'r':>4} {'acc':>7} {'MACs':>6} "
+          f"{'FLOPs':>6} {'wall':>6}  (ratios to dense)")
+    for r in rows:
+        ratio = "" if r["penalty_ratio"] is None else f"{r['penalty_ratio']:.2f}"
+        print(f"{r['model']:<10} {r['method']:<11} {ratio:>4} {r['test_acc']:>7.4f} "
+              f"{r['macs_ratio']:>6.3f} {r['train_flops_ratio']:>6.3f} "
+              f"{r['wall_ratio']:>6.3f}")
+
+if __name__ == "__main__":
+    main()
