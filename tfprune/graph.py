@@ -446,7 +446,7 @@ class _GraphBuilder:
         self.g = graph
         self.parent = []  # atom union-find
         self.origin = []  # atom -> index in self.origins
-        self.origins = []  # (layer name, pinned reason or "")
+        self.origins = []  # name of the layer that created each batch of atoms
         self.pinned = {}  # atom -> reason
         self.atoms = {}  # tensor key -> np.ndarray of atom ids
         self.first_inputs = {}  # layer path -> atoms of its first call's inputs
@@ -517,6 +517,9 @@ class _GraphBuilder:
                     key = _tensor_key(prefix, t["keras_history"])
                     self.g.shapes[key] = tuple(t["shape"])
                     referenced.append(t["keras_history"])
+        outputs = _as_history_list(config["output_layers"])
+        for hist, tensor in zip(outputs, getattr(live_model, "outputs", None) or []):
+            self.g.shapes.setdefault(_tensor_key(prefix, hist), tuple(tensor.shape))
         for name, node_index, tensor_index in referenced:
             first = _tensor_key(prefix, [name, node_index, 0])
             self.n_outputs[first] = max(self.n_outputs.get(first, 1), tensor_index + 1)

@@ -26,8 +26,10 @@ The method's public facts, and tfprune's choices where they leave room:
   or consumer (the paper's channel union), with no extra code.
 - Branches: when every channel of a group inside a residual branch is dead,
   the branch is removed and its `Add` keeps the shortcut alone
-  (`tfprune.branches`); the block becomes an identity. Any other group
-  that dies entirely keeps its strongest channel.
+  (`tfprune.branches`); the block becomes an identity. The branch then
+  added a constant (its last BN's shift), which goes with it; training
+  absorbs that. Any other group that dies entirely keeps its strongest
+  channel, since a tensor cannot have no channel.
 - Optimizer state: every slot (SGD momentum, Adam moments, ...) is sliced
   with the same masks as the weight it belongs to; the step counter is
   copied, so learning-rate schedules continue where they were.
@@ -238,7 +240,8 @@ class Reconfiguration:
         optimizer: the optimizer for it, with every slot carried over (None
             when none was given).
         removed_branches: names of the `Add` layers that lost a branch.
-        removed_channels: number of channels removed from the groups.
+        removed_channels: number of channels removed from the groups that
+            remain (those of removed branches not counted).
         changed: whether the model changed.
     """
 
@@ -669,7 +672,9 @@ def fit(model, train, y=None, *, epochs=1, batch_size=None, validation_data=None
         reconfigure_every: epochs between reconfigurations; None removes
             channels only once, after the last epoch.
         threshold: a weight below this in absolute value counts as zero.
-        callbacks: Keras callbacks (kept across reconfigurations).
+        callbacks: Keras callbacks (kept across reconfigurations; weights
+            they hold, like EarlyStopping's best ones, fit only the
+            architecture they were taken from).
         checkpoint_dir: if set, the run is saved there after every epoch
             and every reconfiguration, and a run started with a directory
             that holds a checkpoint resumes from it (same architecture,
