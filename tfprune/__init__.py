@@ -32,8 +32,8 @@ __all__ = [
 
 
 def __getattr__(name):
-    # zoo and datasets pull in heavier imports (tf.data); load on first use.
-    if name in ("zoo", "datasets"):
+    # These pull in heavier imports (tf.data, pygad); load on first use.
+    if name in ("zoo", "datasets", "search"):
         import importlib
 
         return importlib.import_module(f"tfprune.{name}")
