@@ -25,8 +25,8 @@ def test_target_macs_is_met(resnet, target, scope, round_to, method):
                          round_to=round_to)
     base, after = tfprune.cost(graph), tfprune.cost(graph, plan)
     assert after.macs <= target * base.macs
-    if scope == "global":  # one channel at a time: lands close to the target
-        assert after.macs >= (target - 0.05) * base.macs
+    if scope == "global" and round_to == 1:  # one channel at a time: close to it
+        assert after.macs >= (target - 0.02) * base.macs
     for group in graph.groups:
         kept = len(plan.keep[group.id])
         assert kept == group.size or kept % round_to == 0

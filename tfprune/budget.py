@@ -138,29 +138,46 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
             lo = mid
     best = plan_at(hi)
     if integer and round_to == 1:
-        best = _refill(graph, best, [flat[i][1] for i in order[:int(hi)]], norm, fits)
+        best = _refill(graph, best, norm, limits)
     return best
 
 
-def _refill(graph, plan, removed_groups, scores, fits, tries=256):
+def _refill(graph, plan, scores, limits):
     """Gives channels back, best first, while the plan still fits.
 
     Removing the last channel the search needed may overshoot the target by
     a whole channel's cost (a wide residual stream's channel is expensive);
-    cheaper channels of other groups often fit back in the slack.
+    cheaper channels of other groups often fit back in the slack. A
+    channel's cost is estimated once per group, so only channels that can
+    fit are tried.
     """
     keep = {gid: set(idx.tolist()) for gid, idx in plan.keep.items()}
-    candidates = []
-    for gid in dict.fromkeys(reversed(removed_groups)):
-        missing = [i for i in np.argsort(-scores[gid], kind="stable")
-                   if i not in keep[gid]]
-        candidates.extend((scores[gid][i], gid, int(i)) for i in missing)
-    candidates.sort(key=lambda c: -c[0])
-    for _, gid, index in candidates[:tries]:
-        keep[gid].add(index)
-        trial = PruningPlan(graph, {g: sorted(k) for g, k in keep.items()})
-        if fits(trial):
-            plan = trial
-        else:
-            keep[gid].discard(index)
+    current = cost(graph, plan)
+
+    def slack(c):
+        return {k: v - getattr(c, k) for v, k in limits}
+
+    def with_channel(gid, index):
+        trial = {g: sorted(k) for g, k in keep.items()}
+        trial[gid] = sorted(keep[gid] | {index})
+        return PruningPlan(graph, trial)
+
+    candidates, delta = [], {}
+    for group in graph.prunable_groups:
+        missing = [i for i in range(group.size) if i not in keep[group.id]]
+        if not missing:
+            continue
+        c = cost(graph, with_channel(group.id, missing[0]))
+        delta[group.id] = {k: getattr(c, k) - getattr(current, k) for _, k in limits}
+        candidates.extend((scores[group.id][i], group.id, i) for i in missing)
+    candidates.sort(key=lambda t: -t[0])
+    room = slack(current)
+    for _, gid, index in candidates:
+        if any(delta[gid][k] > room[k] for k in room):
+            continue
+        trial = with_channel(gid, index)
+        c = cost(graph, trial)
+        if all(getattr(c, k) <= v for v, k in limits):
+            keep[gid].add(index)
+            plan, room = trial, slack(c)
     return plan

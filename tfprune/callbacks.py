@@ -8,11 +8,17 @@ import keras
 
 
 class HolisticBudget(keras.callbacks.Callback):
-    """Writes a `GatedModel`'s current size into the epoch logs.
+    """Ramps a `GatedModel`'s budget and writes its size into the logs.
 
-    Adds `macs`, `params`, `macs_ratio`, `params_ratio` (against the model
-    before gating) and `budget_loss` to `logs` at the end of every epoch.
-    Place it before `CSVLogger` / `TensorBoard` in the callbacks list.
+    The budget asked of the model moves linearly from the full size to the
+    target over the first `ramp_epochs` epochs (0: the whole target from
+    the first step). Adds `macs`, `params`, `macs_ratio`, `params_ratio`
+    (against the model before gating) and `budget_loss` to `logs` at the
+    end of every epoch. Place it before `CSVLogger` / `TensorBoard` in the
+    callbacks list.
+
+    Args:
+        ramp_epochs: epochs over which the target is reached.
 
     Example:
 
@@ -22,9 +28,12 @@ class HolisticBudget(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self):
+    def __init__(self, ramp_epochs=1):
         super().__init__()
+        self.ramp_epochs = float(ramp_epochs)
         self._base = None
+        self._steps = None
+        self._step = 0
 
     def on_train_begin(self, logs=None):
         from tfprune.cost import cost
@@ -34,6 +43,19 @@ class HolisticBudget(keras.callbacks.Callback):
             raise TypeError(
                 "HolisticBudget needs a model made by tfprune.hfp.attach(...).")
         self._base = cost(fold_gates(self.model))
+        self._steps = self.params.get("steps") if self.params else None
+        self._set_progress()
+
+    def _set_progress(self):
+        if self.ramp_epochs <= 0 or not self._steps:
+            progress = 1.0
+        else:
+            progress = min(1.0, self._step / (self.ramp_epochs * self._steps))
+        self.model.budget_progress.assign(progress)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        self._set_progress()
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:

@@ -18,7 +18,12 @@ below are tfprune's own and are the documented family's standard ones:
   factors themselves (straight-through estimator).
 - Budget loss: `weight * relu(cost / target - 1)` for MACs and/or params,
   computed with `tfprune.cost`'s formulas over those counts. It is zero once
-  the budget is met, so training is otherwise left alone.
+  the budget is met, so training is otherwise left alone. The strongest
+  channel of each group always counts and is never pushed, so no group
+  dies. With `HolisticBudget(ramp_epochs=...)` the target moves from the
+  full size to the goal over the first epochs: asking for the whole cut at
+  step one can switch off channels faster than the task loss can move the
+  cut to the right places, and a network that collapses does not recover.
 - Plan: channels ranked by factor, one global ranking, the least pruning
   that meets the target (`tfprune.budget.fit_plan`); so the result is within
   the budget and close to it.
@@ -155,6 +160,9 @@ class GatedModel(keras.Model):
         self.threshold = float(kwargs.pop("threshold", 0.05))
         super().__init__(*args, **kwargs)
         self._budget = None
+        # Fraction of the way from the full model to the target that the
+        # budget asks for now; HolisticBudget ramps it up, 1.0 without it.
+        self.budget_progress = keras.Variable(1.0, trainable=False, name="budget_progress")
 
     @property
     def budget(self):
@@ -215,19 +223,31 @@ class _SoftBudget:
                 constant[1] += m
         self.constant = constant
         self.targets = [(model.target_macs, 1), (model.target_params, 0)]
+        ones = np.ones(graph.num_channels, dtype="float32")
+        params, macs = self._cost_with(ones, np.take, np.sum)
+        self.full = [float(macs), float(params)]
 
     def _presence(self, hard_numpy):
-        """Per-channel presence over the graph's channel numbering."""
+        """Per-channel presence over the graph's channel numbering.
+
+        The strongest channel of every group always counts as present and is
+        not pushed by the budget: a group never loses its last channel.
+        """
         parts = []
         for g in self.graph.groups:
             if g.id in self.gates:
                 gate = self.gates[g.id].gate
                 if hard_numpy:
-                    parts.append((keras.ops.convert_to_numpy(gate) > self.model.threshold)
-                                 .astype("float32"))
+                    value = keras.ops.convert_to_numpy(gate)
+                    hard = value > self.model.threshold
+                    hard[np.argmax(value)] = True
+                    parts.append(hard.astype("float32"))
                 else:
+                    top = keras.ops.cast(
+                        keras.ops.arange(g.size) == keras.ops.argmax(gate), gate.dtype)
                     hard = keras.ops.cast(gate > self.model.threshold, gate.dtype)
-                    parts.append(gate + keras.ops.stop_gradient(hard - gate))
+                    soft = gate + keras.ops.stop_gradient(hard - gate)
+                    parts.append(top + (1.0 - top) * soft)
             else:
                 parts.append(np.ones(g.size, dtype="float32"))
         if hard_numpy:
@@ -237,9 +257,11 @@ class _SoftBudget:
 
     def cost(self, hard_numpy=False):
         presence = self._presence(hard_numpy)
-        take = np.take if hard_numpy else keras.ops.take
-        total = np.sum if hard_numpy else keras.ops.sum
+        if hard_numpy:
+            return self._cost_with(presence, np.take, np.sum)
+        return self._cost_with(presence, keras.ops.take, keras.ops.sum)
 
+    def _cost_with(self, presence, take, total):
         def count(key):
             return total(take(presence, self.graph.channels[key]))
 
@@ -251,10 +273,12 @@ class _SoftBudget:
 
     def loss(self):
         cost_ = self.cost()
+        progress = keras.ops.convert_to_tensor(self.model.budget_progress)
         loss = 0.0
-        for target, index in self.targets:
+        for (target, index), full in zip(self.targets, self.full):
             if target:
-                loss = loss + keras.ops.relu(cost_[index] / target - 1.0)
+                current = full - progress * (full - target)
+                loss = loss + keras.ops.relu(cost_[index] / current - 1.0)
         return self.model.weight * loss
 
 
