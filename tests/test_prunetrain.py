@@ -270,6 +270,7 @@ class _Watch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.epochs.append(epoch)
         self.snapshot = self._state()
+        logs["watched"] = epoch
 
 
 class _Killed(Exception):
@@ -301,6 +302,7 @@ def test_fit_shrinks_model_and_keeps_callbacks_and_schedule(tmp_path):
     h = result.history
     assert watch.begins == 1 and watch.ends == 1 and watch.epochs == [0, 1, 2, 3]
     assert all(len(v) == 4 for v in h.values())
+    assert h["watched"] == [0, 1, 2, 3]  # what callbacks log is kept
     assert {"loss", "accuracy", "val_loss", "macs", "params", "train_flops"} <= set(h)
     rows = list(csv.DictReader(open(log)))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3] and "macs" in rows[0]

@@ -10,7 +10,8 @@ print(tfprune.cost(model).macs, tfprune.cost(slim).macs)
 ```
 """
 
-from tfprune import callbacks, distill, hfp, importance, layers
+from tfprune import (branches, callbacks, distill, hfp, importance, layers,
+                     prunetrain, regularizers)
 from tfprune.cost import Cost, LayerCost, cost
 from tfprune.errors import (InvalidPlanError, TargetUnreachableError,
                             TfpruneError, UnsupportedLayerError,
@@ -26,8 +27,8 @@ __all__ = [
     "Barrier", "ChannelGraph", "ChannelGroup", "Cost", "InvalidPlanError",
     "LayerCost", "PruningPlan", "TargetUnreachableError", "TfpruneError",
     "UnsupportedLayerError", "UnsupportedModelError", "analyze", "cost",
-    "callbacks", "distill", "hfp", "importance", "layers", "prune", "rebuild",
-    "zero_out",
+    "branches", "callbacks", "distill", "hfp", "importance", "layers", "prune",
+    "prunetrain", "rebuild", "regularizers", "zero_out",
 ]
 
 

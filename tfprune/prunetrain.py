@@ -340,6 +340,7 @@ class PruneTrainModel(keras.Model):
                      training=True):
         loss = super().compute_loss(x=x, y=y, y_pred=y_pred,
                                     sample_weight=sample_weight, training=training)
+        loss = keras.ops.cast(loss, "float32")
         if training:
             batch = keras.ops.shape(keras.tree.flatten(x)[0])[0]
             self.samples_seen.assign_add(keras.ops.cast(batch, "int32"))
@@ -349,11 +350,10 @@ class PruneTrainModel(keras.Model):
         if not training:
             return loss + keras.ops.maximum(self.penalty_weight, 0.0) * penalty
         r = self.penalty_ratio
-        first = keras.ops.stop_gradient(
-            r * keras.ops.cast(loss, "float32") / ((1.0 - r) * penalty))
+        first = keras.ops.stop_gradient(r * loss / ((1.0 - r) * penalty))
         weight = keras.ops.where(self.penalty_weight < 0, first, self.penalty_weight)
         self.penalty_weight.assign(weight)
-        return keras.ops.cast(loss, "float32") + weight * penalty
+        return loss + weight * penalty
 
     def get_config(self):
         return {**super().get_config(), "penalty_ratio": self.penalty_ratio}
@@ -492,7 +492,15 @@ class _Continuous(keras.callbacks.CallbackList):
 
     def __init__(self, callbacks):
         super().__init__(callbacks)
+        # The outer list calls us in order; dispatching again would race.
+        self._async_train = self._async_test = self._async_predict = False
         self._begun = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        # The same dict, not a copy: what the user's callbacks write into
+        # the logs reaches History and the checkpoint.
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, logs)
 
     def on_train_begin(self, logs=None):
         if not self._begun:
@@ -579,7 +587,7 @@ def _batched(train, y, batch_size, run):
     return train.rebatch(size), None
 
 
-def _checkpoint_paths(directory):
+def _state_path(directory):
     return os.path.join(directory, "state.json")
 
 
@@ -599,7 +607,7 @@ def _save_checkpoint(directory, run, model, optimizer):
         "optimizer_keys": [[list(k[0]) if k[0] else None, k[1]] for k in keys],
         "optimizer": keras.saving.serialize_keras_object(optimizer),
     }
-    path = _checkpoint_paths(directory)
+    path = _state_path(directory)
     with open(path + ".tmp", "w") as f:
         json.dump(data, f)
     os.replace(path + ".tmp", path)  # a run killed before this keeps the last one
@@ -609,7 +617,7 @@ def _save_checkpoint(directory, run, model, optimizer):
 
 
 def _load_checkpoint(directory, custom_objects):
-    with open(_checkpoint_paths(directory)) as f:
+    with open(_state_path(directory)) as f:
         data = json.load(f)
     if data.get("format") != CHECKPOINT_FORMAT:
         raise TfpruneError(
@@ -706,7 +714,7 @@ def fit(model, train, y=None, *, epochs=1, batch_size=None, validation_data=None
     if loss is None:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     metrics = list(metrics or [])
-    resuming = checkpoint_dir and os.path.exists(_checkpoint_paths(checkpoint_dir))
+    resuming = checkpoint_dir and os.path.exists(_state_path(checkpoint_dir))
     if resuming:
         plain, optimizer, run = _load_checkpoint(checkpoint_dir, custom_objects)
         if run.model_name != model.name:
@@ -764,7 +772,7 @@ def fit(model, train, y=None, *, epochs=1, batch_size=None, validation_data=None
         if penalty_ratio > 0 and boundary(run.epoch) and run.reconfigured_at != run.epoch:
             reconfigure_now()
         end = epochs
-        if reconfigure_every:
+        if reconfigure_every and penalty_ratio > 0:
             end = min(epochs, (run.epoch // reconfigure_every + 1) * reconfigure_every)
         trainer = PruneTrainModel(plain.inputs, plain.outputs, name=plain.name,
                                   penalty_ratio=penalty_ratio)
