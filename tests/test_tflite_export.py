@@ -80,7 +80,7 @@ def test_float_export_is_verified_and_has_side_files(float_export, residual):
     assert info.max_abs_error <= info.tolerance
     assert info.top1_agreement == 1.0 and info.accuracy == info.keras_accuracy
     assert info.ops["CONV_2D"] == 3 and info.ops["ADD"] == 1
-    assert "FlexDelegate" not in json.dumps(info.ops)
+    assert not any(op.startswith("CUSTOM") for op in info.ops)  # no Flex ops
     # BatchNorm is folded into the convolutions.
     assert not any("BATCH" in op or "MUL" == op for op in info.ops)
     # The user's model is untouched.
@@ -119,7 +119,7 @@ def test_int8_with_int8_io(residual, data, tmp_path):
     assert info.input.dtype == "int8" and info.output.dtype == "int8"
     assert info.input.scale > 0 and -128 <= info.input.zero_point <= 127
     assert info.top1_agreement >= 0.75  # reported, not enforced by convert
-    assert info.accuracy is not None
+    assert info.accuracy is not None and info.float_ops == []
     meta = json.load(open(info.metadata_path))
     assert meta["input"]["quantization"] == {"scale": info.input.scale,
                                              "zero_point": info.input.zero_point}
@@ -164,6 +164,21 @@ def test_flex_op_gives_clear_error_and_no_file(tmp_path):
     assert "Cumprod" in message and "'running_product'" in message
     assert "Flex" in message and "Replace" in message
     assert os.listdir(tmp_path) == []
+
+
+def test_int8_reports_ops_left_in_float(tmp_path):
+    inputs = keras.Input((8, 8, 2), name="image")
+    x = layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    # SIN has a float kernel but no int8 one.
+    x = layers.Lambda(keras.ops.sin, name="wave")(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    model = keras.Model(inputs, layers.Dense(3, name="predictions")(x))
+    x = np.random.default_rng(0).normal(size=(16, 8, 8, 2)).astype("float32")
+    with pytest.warns(UserWarning, match="SIN"):
+        info = convert(model, tmp_path / "s.tflite", quantization="int8",
+                       representative_data=x)
+    assert info.float_ops == ["SIN"]
+    assert json.load(open(info.metadata_path))["verification"]["float_ops"] == ["SIN"]
 
 
 def test_failed_verification_writes_nothing(residual, tmp_path):
@@ -226,10 +241,12 @@ def test_cli_export_and_bench(float_export, tmp_path, capsys):
     assert meta["verification"]["samples"] == 64
 
     info, _ = float_export
-    assert cli.main(["bench", info.path, out, "--runs", "3", "--warmup", "1"]) == 0
+    assert cli.main(["bench", info.path, out, "--runs", "3", "--warmup", "1",
+                     "--profile"]) == 0
     printed = capsys.readouterr().out
     assert "latency ratio" in printed and "MACs ratio" in printed
     assert "int8" in printed and "median ms" in printed
+    assert "slowest nodes" in printed and "GMAC/s" in printed
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -20,7 +20,8 @@ print(info.top1_agreement, report.median_ms, report.size_bytes)
 """
 
 from tflite_export.benchmark import (BenchmarkReport, OpTime, Profile,
-                                     benchmark, compare, profile)
+                                     benchmark, compare, compare_profiles,
+                                     profile)
 from tflite_export.convert import (QUANTIZATIONS, ExportInfo,
                                    UnsupportedOpError, VerificationError,
                                    convert, convert_saved_model)
@@ -29,5 +30,6 @@ from tflite_export.flatbuffer import ModelInfo, inspect
 __all__ = [
     "BenchmarkReport", "ExportInfo", "ModelInfo", "OpTime", "Profile",
     "QUANTIZATIONS", "UnsupportedOpError", "VerificationError", "benchmark",
-    "compare", "convert", "convert_saved_model", "inspect", "profile",
+    "compare", "compare_profiles", "convert", "convert_saved_model", "inspect",
+    "profile",
 ]

@@ -13,9 +13,11 @@ all of them alike and their ratios stay fair.
 The interpreter's Python API has no per-op profiler (that lives in the C++
 `benchmark_model` tool, not in the wheel). `profile` gets one another way:
 it cuts the file into one-node models (`flatbuffer.single_op_models`) and
-times each with the same interpreter, threads and XNNPACK. The sum of the
-nodes is close to the whole model; the difference is per-call overhead and
-cache effects between nodes.
+times each with the same interpreter, threads and XNNPACK (interleaved, as
+`compare` does, each timed run right after an untimed one of the same
+node). The sum of the nodes is close to the whole model; the difference is
+per-call overhead and cache effects (a node timed alone finds its weights and
+input in cache).
 """
 
 import dataclasses
@@ -195,8 +197,13 @@ def _quantization(path, details):
     return details.quantization
 
 
-def _time(interpreters, runs, warmup):
-    """Interleaved timing: run r of each interpreter, rotating the order."""
+def _time(interpreters, runs, warmup, rewarm=False):
+    """Interleaved timing: run r of each interpreter, rotating the order.
+
+    With `rewarm`, each timed run follows an untimed run of the same
+    interpreter, so it finds its weights and input in cache, as a node does
+    in the whole model more than when hundreds of others ran in between.
+    """
     for interpreter in interpreters:
         for _ in range(warmup):
             interpreter.invoke()
@@ -205,6 +212,8 @@ def _time(interpreters, runs, warmup):
     for r in range(runs):
         for k in range(n):
             i = (r + k) % n  # no file is always first after a pause
+            if rewarm:
+                interpreters[i].invoke()
             start = time.perf_counter()
             interpreters[i].invoke()
             times[i].append((time.perf_counter() - start) * 1e3)
@@ -301,11 +310,50 @@ def profile(path, threads=1, runs=20, warmup=3, xnnpack=True):
     print(profile("slim.tflite").summary())
     ```
     """
-    content = _read(path)
-    whole = _time([_interpreter(content, threads, xnnpack)], runs, warmup)[0]
-    nodes = []
-    for op, small in flatbuffer.single_op_models(content):
-        t = _time([_interpreter(small, threads, xnnpack)], runs, warmup)[0]
-        nodes.append(OpTime(op.index, op.op, tuple(op.output_shape), op.macs,
-                            float(np.median(t))))
-    return Profile(os.fspath(path), threads, float(np.median(whole)), nodes)
+    return compare_profiles([path], threads=threads, runs=runs, warmup=warmup,
+                            xnnpack=xnnpack)[0]
+
+
+def compare_profiles(paths, threads=1, runs=20, warmup=3, xnnpack=True):
+    """`profile` for several files, timed interleaved.
+
+    Every node of every file (and every whole model) gets one run per
+    round, so a busy moment of the machine slows all of them alike and the
+    files' profiles can be compared op by op.
+
+    Args:
+        paths: the `.tflite` files.
+        threads: interpreter threads.
+        runs: timed rounds.
+        warmup: untimed rounds first.
+        xnnpack: use the XNNPACK delegate.
+
+    Returns:
+        A list of `Profile`, in the order of `paths`.
+
+    Example:
+
+    ```python
+    base, slim = compare_profiles(["base.tflite", "slim.tflite"])
+    print(base.by_op()["CONV_2D"]["ms"], slim.by_op()["CONV_2D"]["ms"])
+    ```
+    """
+    contents = [_read(p) for p in paths]
+    interpreters, owners = [], []  # owners[i] = (file index, OpInfo or None)
+    for k, content in enumerate(contents):
+        interpreters.append(_interpreter(content, threads, xnnpack))
+        owners.append((k, None))
+        for op, small in flatbuffer.single_op_models(content):
+            interpreters.append(_interpreter(small, threads, xnnpack))
+            owners.append((k, op))
+    times = _time(interpreters, runs, warmup, rewarm=True)
+    whole = [0.0] * len(contents)
+    nodes = [[] for _ in contents]
+    for (k, op), t in zip(owners, times):
+        if op is None:
+            whole[k] = float(np.median(t))
+        else:
+            nodes[k].append(OpTime(op.index, op.op, tuple(op.output_shape), op.macs,
+                                   float(np.median(t))))
+    return [Profile(os.fspath(p), threads, w, n)
+            for p, w, n in zip(paths, whole, nodes)]

@@ -90,6 +90,9 @@ class ExportInfo:
             for the quantized modes, which are not checked this way.
         top1_agreement: fraction of inputs where the argmax of the last
             axis agrees.
+        float_ops: for "int8", ops that have no int8 kernel and still run
+            in float inside the file (e.g. `["SIN"]`); empty when the model
+            is integer end to end.
         accuracy: top-1 accuracy of the `.tflite` model when labels of the
             verification data were given, else None.
         keras_accuracy: the same for the Keras model.
@@ -107,6 +110,7 @@ class ExportInfo:
     max_abs_error: float
     tolerance: float
     top1_agreement: float
+    float_ops: list = dataclasses.field(default_factory=list)
     accuracy: float = None
     keras_accuracy: float = None
     labels_path: str = None
@@ -131,6 +135,8 @@ class ExportInfo:
         if self.accuracy is not None:
             lines.append(f"accuracy: tflite {self.accuracy:.4f}, keras "
                          f"{self.keras_accuracy:.4f}")
+        if self.float_ops:
+            lines.append("still float in the int8 model: " + ", ".join(self.float_ops))
         return "\n".join(lines)
 
 
@@ -258,6 +264,13 @@ def convert(model, path, quantization="none", representative_data=None,
                 "`tolerance` to write the file anyway.")
     else:
         tol = None
+    if details.float_ops:
+        warnings.warn(
+            f"{len(details.float_ops)} node(s) of the int8 model still compute in "
+            f"float ({', '.join(sorted({o.op for o in details.float_ops}))}): the "
+            "op has no int8 kernel, so the file converts to float and back "
+            "around it. Replace the layer if the app needs integer-only "
+            "execution (e.g. on an NPU).", stacklevel=2)
 
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -268,7 +281,9 @@ def convert(model, path, quantization="none", representative_data=None,
         path=path, size_bytes=len(content), quantization=quantization,
         input=details.inputs[0], output=details.outputs[0], ops=details.op_counts,
         samples=len(ver_x), max_abs_error=figures["max_abs_error"], tolerance=tol,
-        top1_agreement=figures["top1_agreement"], accuracy=figures.get("accuracy"),
+        top1_agreement=figures["top1_agreement"],
+        float_ops=sorted({o.op for o in details.float_ops}),
+        accuracy=figures.get("accuracy"),
         keras_accuracy=figures.get("keras_accuracy"), labels_path=labels_path,
         metadata_path=metadata_path)
     if labels is not None:
@@ -409,7 +424,8 @@ def convert_saved_model(saved_model_dir, quantization="none", representative_dat
                 yield [x[i:i + batch]]
 
         converter.representative_dataset = calibration
-        # INT8 alone: fail rather than silently keep float ops.
+        # Int8 kernels wherever they exist; an op without one stays float
+        # between QUANTIZE/DEQUANTIZE nodes, which `convert` reports.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if int8_io:
             converter.inference_input_type = tf.int8
@@ -540,6 +556,7 @@ def _metadata(info, model, normalization, labels_path, macs):
             "max_abs_error": info.max_abs_error,
             "tolerance": info.tolerance,
             "top1_agreement": info.top1_agreement,
+            "float_ops": info.float_ops,
             "accuracy": info.accuracy,
             "keras_accuracy": info.keras_accuracy,
         },

@@ -73,6 +73,9 @@ class ModelInfo:
             layers for one call (the same convention as `tfprune.cost`).
         quantization: "none", "float16", "dynamic" or "int8", read from
             the tensor types.
+        float_ops: in an "int8" file, the nodes (other than the QUANTIZE and
+            DEQUANTIZE that convert between float and int8) that still
+            compute in float because the op has no int8 kernel.
     """
 
     ops: list
@@ -80,6 +83,7 @@ class ModelInfo:
     outputs: list
     macs: int
     quantization: str
+    float_ops: list = dataclasses.field(default_factory=list)
 
     @property
     def op_counts(self):
@@ -191,8 +195,17 @@ def inspect(content):
                           int(_macs(name, ins, outs))))
     inputs = [_tensor_info(tensors[t]) for t in _ids(graph.inputs)]
     outputs = [_tensor_info(tensors[t]) for t in _ids(graph.outputs)]
-    return ModelInfo(ops, inputs, outputs, sum(o.macs for o in ops),
-                     _quantization_kind(model, graph))
+    kind = _quantization_kind(model, graph)
+    float_ops = []
+    if kind == "int8":
+        float_types = (schema.TensorType.FLOAT32, schema.TensorType.FLOAT16)
+        for op, node in zip(ops, graph.operators or []):
+            if op.op in ("QUANTIZE", "DEQUANTIZE"):
+                continue
+            if any(tensors[t].type in float_types and not _is_constant(model, t)
+                   for t in _ids(node.inputs) if t >= 0):
+                float_ops.append(op)
+    return ModelInfo(ops, inputs, outputs, sum(o.macs for o in ops), kind, float_ops)
 
 
 def _is_constant(model, t):

@@ -130,7 +130,7 @@ def export(args):
 
 
 def bench(args):
-    from tflite_export import compare, profile
+    from tflite_export import compare, compare_profiles
 
     for path in args.files:
         if not os.path.exists(path):
@@ -156,9 +156,9 @@ def bench(args):
           f"XNNPACK {'on' if first.xnnpack else 'off'}"
           + ("; ratios are to the first file" if len(reports) > 1 else "") + ")")
     if args.profile:
-        for path in args.files:
+        for prof in compare_profiles(args.files, threads=args.threads):
             print()
-            print(profile(path, threads=args.threads).summary())
+            print(prof.summary())
     return 0
 
 
@@ -238,9 +238,12 @@ def parser():
                        "median/p90 latency and, for several files, latency "
                        "and MACs ratios to the first.")
     b.add_argument("files", nargs="+", help=".tflite files")
-    b.add_argument("--threads", type=_positive_int, default=1)
-    b.add_argument("--runs", type=_positive_int, default=100)
-    b.add_argument("--warmup", type=int, default=10)
+    b.add_argument("--threads", type=_positive_int, default=1,
+                   help="interpreter threads (default 1)")
+    b.add_argument("--runs", type=_positive_int, default=100,
+                   help="timed runs per file (default 100)")
+    b.add_argument("--warmup", type=int, default=10,
+                   help="untimed runs per file first (default 10)")
     b.add_argument("--no-xnnpack", action="store_true",
                    help="use the reference builtin kernels instead of XNNPACK")
     b.add_argument("--profile", action="store_true",
