@@ -70,3 +70,26 @@ def test_console_script_help_and_errors():
     run = subprocess.run([sys.executable, "-m", "tfprune", "inspect", "nope.keras"],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr
+
+
+@pytest.fixture(scope="module")
+def fashion_model_file(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("cli28") / "net28.keras"
+    zoo.vgg11(input_shape=(28, 28, 1), width=0.125).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("method, extra", [("hfp", ["--epochs", "1"]),
+                                           ("ga", ["--generations", "2"])])
+def test_prune_with_data_driven_methods(fashion_model_file, tmp_path, method, extra, capsys):
+    if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
+        pytest.skip("needs Debian's dataset-fashion-mnist")
+    out = str(tmp_path / f"{method}.keras")
+    assert cli.main(["prune", fashion_model_file, "--method", method, "--target-macs", "0.5",
+                     "--data", "fashion_mnist", "--limit", "256", "-o", out] + extra) == 0
+    original = keras.saving.load_model(fashion_model_file)
+    assert tfprune.cost(keras.saving.load_model(out)).macs <= 0.5 * tfprune.cost(original).macs
+    assert cli.main(["prune", fashion_model_file, "--method", method, "--target-macs", "0.5",
+                     "-o", out]) == 2
+    assert "needs --data" in capsys.readouterr().err

@@ -72,6 +72,8 @@ def prune(args):
     if args.from_plan:
         with open(args.from_plan) as f:
             plan = tfprune.PruningPlan.from_json(f.read(), graph)
+    elif args.method in ("hfp", "ga"):
+        plan, model = _trained_plan(args, model, graph)
     else:
         plan = tfprune.prune(graph, method=args.method, target_macs=args.target_macs,
                              target_params=args.target_params, scope=args.scope,
@@ -91,6 +93,50 @@ def prune(args):
           f"{after.macs / before.macs:>16.3f}")
     print(f"wrote {args.output}" + (f" and {args.plan}" if args.plan else ""))
     return 0
+
+
+def _trained_plan(args, model, graph):
+    """Plans that need data: HFP trains gates, the GA searches on samples.
+
+    Returns (plan, the model to rebuild: the gated one for HFP).
+    """
+    import keras
+    import numpy as np
+
+    import tfprune
+    from tfprune import datasets
+
+    if not args.data:
+        raise _CliError(f"--method {args.method} needs --data (e.g. --data fashion_mnist)")
+    if args.method == "hfp":
+        train = datasets.load(args.data, split="train", batch_size=128, augment=True,
+                              limit=args.limit)
+        gated = tfprune.hfp.attach(model, target_macs=args.target_macs,
+                                   target_params=args.target_params)
+        gated.compile(keras.optimizers.SGD(0.02, momentum=0.9, nesterov=True),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        gated.fit(train, epochs=args.epochs, verbose=2,
+                  callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=1)])
+        return tfprune.hfp.plan(gated, round_to=args.round_to), gated
+    x, y = datasets.load(args.data, split="train", as_numpy=True, limit=args.limit)
+    idx = np.random.default_rng(0).choice(len(x), min(len(x), 512), replace=False)
+    search = tfprune.search.GeneticChannelSearch(
+        model, (x[idx], y[idx]), target_macs=args.target_macs,
+        target_params=args.target_params, round_to=args.round_to,
+        generations=args.generations)
+    return search.run(), model
+
+
+def train(args):
+    from tfprune import prunetrain
+
+    return prunetrain.cli_train(
+        args.model, args.data, args.epochs, args.output,
+        penalty_ratio=args.penalty_ratio, reconfigure_every=args.reconfigure_every,
+        threshold=args.threshold, batch_size=args.batch_size, learning_rate=args.lr,
+        checkpoint_dir=args.checkpoint_dir, limit=args.limit,
+        dynamic_batch=args.dynamic_batch)
 
 
 def export(args):
@@ -197,8 +243,10 @@ def parser():
                        "params target and save the slim model.")
     r.add_argument("model", help="a .keras model file (never modified)")
     r.add_argument("-o", "--output", help="where to write the pruned .keras model")
-    r.add_argument("--method", default="l1", choices=["l1", "l2", "bn"],
-                   help="channel importance (default: l1)")
+    r.add_argument("--method", default="l1", choices=["l1", "l2", "bn", "hfp", "ga"],
+                   help="l1/l2/bn: channel importance; hfp: train budget gates "
+                   "(needs --data, --epochs); ga: genetic channel search "
+                   "(needs --data) (default: l1)")
     r.add_argument("--target-macs", type=_fraction_or_count,
                    help="fraction of the original MACs (<= 1) or a MACs count")
     r.add_argument("--target-params", type=_fraction_or_count,
@@ -209,7 +257,30 @@ def parser():
     r.add_argument("--plan", help="also write the plan as JSON to this file")
     r.add_argument("--from-plan", help="rebuild from this plan JSON instead of "
                    "searching")
+    r.add_argument("--data", help="data set for hfp/ga, e.g. fashion_mnist")
+    r.add_argument("--epochs", type=_positive_int, default=2,
+                   help="hfp: epochs of gate training (default 2)")
+    r.add_argument("--generations", type=_positive_int, default=30,
+                   help="ga: generations per group (default 30)")
+    r.add_argument("--limit", type=_positive_int, help="use the first N training images")
     r.set_defaults(func=prune)
+    t = sub.add_parser("train", help="train a zoo model from scratch while pruning it",
+                       description="PruneTrain: train with group lasso and remove "
+                       "dead channels every few epochs.")
+    t.add_argument("--method", default="prunetrain", choices=["prunetrain"])
+    t.add_argument("--model", required=True, help="a tfprune.zoo name, e.g. resnet20")
+    t.add_argument("--data", default="fashion_mnist")
+    t.add_argument("--epochs", type=_positive_int, default=30)
+    t.add_argument("-o", "--output")
+    t.add_argument("--penalty-ratio", type=float, default=0.2)
+    t.add_argument("--reconfigure-every", type=_positive_int, default=5)
+    t.add_argument("--threshold", type=float, default=1e-4)
+    t.add_argument("--batch-size", type=_positive_int, default=128)
+    t.add_argument("--lr", type=float, default=0.1, help="peak learning rate")
+    t.add_argument("--checkpoint-dir", help="resume here if interrupted")
+    t.add_argument("--limit", type=_positive_int, help="first N images per split")
+    t.add_argument("--dynamic-batch", action="store_true")
+    t.set_defaults(func=train)
     e = sub.add_parser("export", help="convert to a verified .tflite for Android",
                        description="Convert a .keras model to a .tflite file "
                        "with TFLite builtin ops only, check it against the "
