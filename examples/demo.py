@@ -1,5 +1,5 @@
 """tfprune in one run: train (or reuse) a baseline, prune it to half its MACs,
-fine-tune briefly, and print what changed.
+fine-tune briefly, export both to TFLite, and print what changed.
 
     make demo          # or: .venv/bin/python examples/demo.py
 
@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import tfprune  # noqa: E402
 from benchmarks import protocol  # noqa: E402
+from tflite_export import compare, convert  # noqa: E402
 
 BASELINE_EPOCHS = 2
 FINETUNE_EPOCHS = 1
@@ -42,6 +43,15 @@ def main():
     protocol.train(slim, train, FINETUNE_EPOCHS, protocol.FINETUNE_PEAK_LR)
     tuned_acc = protocol.accuracy(slim, test)
 
+    print("Exporting both to TFLite (float32, builtin ops) and timing them with LiteRT...")
+    x_test, _ = tfprune.datasets.load("fashion_mnist", split="test", as_numpy=True, limit=256)
+    paths = []
+    for name, m in (("original", model), ("pruned", slim)):
+        path = os.path.join(protocol.CACHE_DIR, f"resnet20_demo_{name}.tflite")
+        convert(m, path, verification_data=x_test)
+        paths.append(path)
+    base_run, slim_run = compare(paths, threads=1, runs=50)
+
     before, after = tfprune.cost(model), tfprune.cost(slim)
     rows = [
         ("params", f"{before.params:,}", f"{after.params:,}",
@@ -50,6 +60,10 @@ def main():
         ("test accuracy", f"{base_acc:.4f}", f"{tuned_acc:.4f}",
          f"{tuned_acc - base_acc:+.4f}"),
         ("  before fine-tuning", "", f"{pruned_acc:.4f}", ""),
+        ("TFLite size (bytes)", f"{base_run.size_bytes:,}", f"{slim_run.size_bytes:,}",
+         f"{slim_run.size_bytes / base_run.size_bytes:.3f}"),
+        ("latency, 1 thread (ms)", f"{base_run.median_ms:.3f}", f"{slim_run.median_ms:.3f}",
+         f"{slim_run.median_ms / base_run.median_ms:.3f}"),
     ]
     print()
     print(f"{'':<22}{'original':>14}{'pruned':>14}{'change':>10}")
@@ -57,7 +71,8 @@ def main():
         print(f"{name:<22}{a:>14}{b:>14}{c:>10}")
     path = os.path.join(protocol.CACHE_DIR, "resnet20_demo_slim.keras")
     slim.save(path)
-    print(f"\nSaved the pruned model to {path} ({time.perf_counter() - start:.0f} s).")
+    print(f"\nSaved the pruned model to {path} and the .tflite files beside it "
+          f"({time.perf_counter() - start:.0f} s).")
 
 
 if __name__ == "__main__":
