@@ -21,6 +21,8 @@ import copy
 import dataclasses
 
 import keras
+
+from tfprune.configs import histories, history_of, is_tensor, rewire
 from tfprune.errors import TfpruneError
 
 _PASS_THROUGH = ("channelwise", "identity")
@@ -39,14 +41,6 @@ class DeadBranch:
     group: int
     add: str
     tensor: str
-
-
-def _users(graph):
-    users = {}
-    for node in graph.nodes:
-        for key in node.inputs:
-            users.setdefault(key, []).append(node)
-    return users
 
 
 def _branch_end(graph, start, users, calls):
@@ -82,7 +76,7 @@ def find_dead_branches(graph, dead):
     calls = {}
     for node in graph.nodes:
         calls[node.path] = calls.get(node.path, 0) + 1
-    users = _users(graph)
+    users = graph.consumers()
     found = []
     for group in graph.prunable_groups:
         if group.segments or not group.consumers:
@@ -118,50 +112,24 @@ def find_dead_branches(graph, dead):
     return list(unique.values())
 
 
-def _history(key):
-    name, node_index, tensor_index = key.rsplit(":", 2)
-    return [name, int(node_index), int(tensor_index)]
-
-
-def _is_tensor(obj):
-    return isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__"
-
-
 def _drop_tensor(obj, history):
     """`obj` (a serialised call's args) without the tensor from `history`."""
     if isinstance(obj, (list, tuple)):  # in memory, not yet JSON: tuples too
         return [_drop_tensor(v, history) for v in obj
-                if not (_is_tensor(v) and list(v["config"]["keras_history"]) == history)]
-    if isinstance(obj, dict) and not _is_tensor(obj):
+                if not (is_tensor(v) and list(v["config"]["keras_history"]) == history)]
+    if isinstance(obj, dict) and not is_tensor(obj):
         return {k: _drop_tensor(v, history) for k, v in obj.items()}
     return obj
 
 
 def _tensors(obj):
-    if _is_tensor(obj):
+    if is_tensor(obj):
         return [obj["config"]["keras_history"]]
     if isinstance(obj, dict):
         return [h for v in obj.values() for h in _tensors(v)]
     if isinstance(obj, (list, tuple)):
         return [h for v in obj for h in _tensors(v)]
     return []
-
-
-def _rewire(obj, mapping):
-    if _is_tensor(obj):
-        hist = tuple(obj["config"]["keras_history"])
-        if hist in mapping:
-            obj["config"]["keras_history"] = list(mapping[hist])
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            _rewire(v, mapping)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            _rewire(v, mapping)
-
-
-def _histories(spec):
-    return [spec] if spec and isinstance(spec[0], str) else spec
 
 
 def remove_branches(model, branches):
@@ -202,17 +170,17 @@ def remove_branches(model, branches):
                 f"'{branch.add}' is not an Add layer called once in model "
                 f"'{model.name}'; find branches with find_dead_branches(graph).")
         call = entry["inbound_nodes"][0]
-        call["args"] = _drop_tensor(call["args"], _history(branch.tensor))
+        call["args"] = _drop_tensor(call["args"], history_of(branch.tensor))
         left = _tensors(call["args"])
         if len(left) == 1:  # an Add of one tensor is that tensor
             mapping[(branch.add, 0, 0)] = tuple(left[0])
     for entry in entries.values():
-        _rewire(entry.get("inbound_nodes", []), mapping)
-    outputs = _histories(config["output_layers"])
+        rewire(entry.get("inbound_nodes", []), mapping)
+    outputs = histories(config["output_layers"])
     config["output_layers"] = [list(mapping.get(tuple(h), h)) for h in outputs]
     # Keep the layers the outputs still depend on (and the model inputs).
     used = set()
-    stack = [h[0] for h in config["output_layers"] + _histories(config["input_layers"])]
+    stack = [h[0] for h in config["output_layers"] + histories(config["input_layers"])]
     while stack:
         name = stack.pop()
         if name not in used:

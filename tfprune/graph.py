@@ -26,6 +26,7 @@ import math
 import keras
 import numpy as np
 
+from tfprune.configs import histories
 from tfprune.errors import TfpruneError, UnsupportedModelError
 from tfprune.layouts import LAYOUTS, unknown_weights
 
@@ -246,6 +247,14 @@ class ChannelGraph:
     def group_id_of_channel(self, channel):
         return int(self._group_of_channel[channel])
 
+    def consumers(self):
+        """Dict tensor key -> the layer calls that read that tensor."""
+        out = {}
+        for node in self.nodes:
+            for key in node.inputs:
+                out.setdefault(key, []).append(node)
+        return out
+
     def plan(self, keep=None):
         """A `PruningPlan` keeping `keep[group_id]` in each listed group.
 
@@ -432,13 +441,6 @@ def _functional_form(config, model):
     return config
 
 
-def _as_history_list(layers_spec):
-    """input_layers/output_layers come as [name, i, j] or a list of those."""
-    if layers_spec and isinstance(layers_spec[0], str):
-        return [layers_spec]
-    return list(layers_spec)
-
-
 class _GraphBuilder:
     """Walks a model config and fills a ChannelGraph (used once per graph)."""
 
@@ -510,14 +512,14 @@ class _GraphBuilder:
     def walk(self, config, prefix, live_model, input_atoms):
         """Walks one functional config; returns its output tensor keys."""
         entries = config["layers"]
-        referenced = [h for h in _as_history_list(config["output_layers"])]
+        referenced = [h for h in histories(config["output_layers"])]
         for entry in entries:  # shapes of every consumed tensor
             for call in entry.get("inbound_nodes", []):
                 for t in _flat_tensors(call):
                     key = _tensor_key(prefix, t["keras_history"])
                     self.g.shapes[key] = tuple(t["shape"])
                     referenced.append(t["keras_history"])
-        outputs = _as_history_list(config["output_layers"])
+        outputs = histories(config["output_layers"])
         for hist, tensor in zip(outputs, getattr(live_model, "outputs", None) or []):
             self.g.shapes.setdefault(_tensor_key(prefix, hist), tuple(tensor.shape))
         for name, node_index, tensor_index in referenced:
@@ -558,7 +560,7 @@ class _GraphBuilder:
             pending = rest
         return [
             _tensor_key(prefix, h)
-            for h in _as_history_list(config["output_layers"])
+            for h in histories(config["output_layers"])
         ]
 
     def visit(self, entry, path, layer, index, call, in_keys, input_atoms):
@@ -736,7 +738,7 @@ class _GraphBuilder:
             return self.barrier(node, ins, "nested model called more than "
                                 "once (kept whole)")
         config = _functional_form(model_config(layer), layer)
-        names = [h[0] for h in _as_history_list(config["input_layers"])]
+        names = [h[0] for h in histories(config["input_layers"])]
         node.kind = "model"
         self.g.nodes.remove(node)
         outs = self.walk(config, node.path, layer, dict(zip(names, ins)))

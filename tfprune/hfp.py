@@ -42,31 +42,19 @@ import keras
 import numpy as np
 
 from tfprune.budget import fit_plan, resolve_target
+from tfprune.configs import histories, history_of, rewire
 from tfprune.cost import cost, node_cost
 from tfprune.errors import TfpruneError
 from tfprune.graph import analyze
-from tfprune.layers import ChannelGate
+from tfprune.layers import ChannelGate  # noqa: F401 - registers it for deserialising
 from tfprune.layouts import LAYOUTS
 
 GATE = "ChannelGate"
 
 
-def _history(key):
-    name, node_index, tensor_index = key.rsplit(":", 2)
-    return [name, int(node_index), int(tensor_index)]
-
-
-def _consumers(graph):
-    out = {}
-    for node in graph.nodes:
-        for key in node.inputs:
-            out.setdefault(key, []).append(node)
-    return out
-
-
 def _gate_positions(graph):
     """Group id -> tensor keys where its gate goes (one per producer)."""
-    consumers = _consumers(graph)
+    consumers = graph.consumers()
     producers = {n.name: n for n in graph.nodes if n.kind == "mixer" and n.first_call}
     positions = {}
     for group in graph.prunable_groups:
@@ -92,22 +80,7 @@ def _gate_positions(graph):
 
 def _rewire(entries, outputs, mapping):
     """Replaces keras_history references according to `mapping`."""
-
-    def fix(obj):
-        if isinstance(obj, dict):
-            if obj.get("class_name") == "__keras_tensor__":
-                hist = tuple(obj["config"]["keras_history"])
-                if hist in mapping:
-                    obj["config"]["keras_history"] = list(mapping[hist])
-                return
-            for v in obj.values():
-                fix(v)
-        elif isinstance(obj, (list, tuple)):
-            for v in obj:
-                fix(v)
-
-    for entry in entries:
-        fix(entry.get("inbound_nodes", []))
+    rewire([entry.get("inbound_nodes", []) for entry in entries], mapping)
     for i, hist in enumerate(outputs):
         if tuple(hist) in mapping:
             outputs[i] = list(mapping[tuple(hist)])
@@ -124,10 +97,8 @@ def _plain_serialized(model):
 
 
 def _output_histories(config):
-    outputs = config["output_layers"]
-    if outputs and isinstance(outputs[0], str):
-        config["output_layers"] = outputs = [outputs]
-    return outputs
+    config["output_layers"] = histories(config["output_layers"])
+    return config["output_layers"]
 
 
 def _copy_weights_by_name(source, target, skip=()):
@@ -330,13 +301,13 @@ def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.
         by_name[name] = -1
         calls = []
         for call_index, key in enumerate(keys):
-            hist = _history(key)
+            hist = history_of(key)
             calls.append({"args": [{"class_name": "__keras_tensor__", "config": {
                 "shape": list(graph.shapes[key]), "dtype": "float32",
                 "keras_history": hist}}], "kwargs": {}})
             mapping[tuple(hist)] = (name, call_index, 0)
-        after = max(by_name[_history(k)[0]] for k in keys)
-        dtype = entries[by_name[_history(keys[0])[0]]]["config"].get("dtype")
+        after = max(by_name[history_of(k)[0]] for k in keys)
+        dtype = entries[by_name[history_of(keys[0])[0]]]["config"].get("dtype")
         inserts.append((after, {
             "module": "tfprune.layers", "class_name": GATE,
             "registered_name": "tfprune>ChannelGate", "name": name,
@@ -397,7 +368,7 @@ def fold_gates(model):
     mapping = {}
     for node in gate_nodes:
         index = int(node.outputs[0].rsplit(":", 2)[1])
-        mapping[(node.path[-1], index, 0)] = tuple(_history(node.inputs[0]))
+        mapping[(node.path[-1], index, 0)] = tuple(history_of(node.inputs[0]))
     config["layers"] = [e for e in config["layers"]
                         if (e.get("name") or e["config"]["name"]) not in gate_names]
     _rewire(config["layers"], _output_histories(config), mapping)
