@@ -23,6 +23,7 @@ setup(
         # LiteRT runs and times exported .tflite files (tflite_export/), as
         # on Android; tf.lite.Interpreter is deprecated.
         "ai-edge-litert>=2.0",
+        "flatbuffers>=23.5",  # reading .tflite files (tflite_export)
         "pygad>=3.3",  # the genetic channel search (tfprune.search)
         "matplotlib>=3.7",  # sensitivity and report plots
     ],

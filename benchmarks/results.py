@@ -66,7 +66,10 @@ _SECTIONS = (
       "acc_before_finetune", "calls", "machine")),
     ("steptime", "Training step: gated against plain",
      "Median seconds per training step (batch 128), measured in one run, "
-     "interleaved.",
+     "interleaved. Suspect: the gated model measured faster than the plain "
+     "one, which its extra work cannot explain; the cause (the plain model "
+     "is freshly initialised, the gated one carries trained weights) is not "
+     "yet found, so do not read this as the gates' overhead.",
      ("model", "method", "plain_ms", "gated_ms", "ratio", "machine")),
     ("prunetrain", "PruneTrain against dense training",
      "Training FLOPs: 6 x MACs x samples per epoch at the width trained; wall "
