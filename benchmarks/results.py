@@ -55,8 +55,8 @@ _SECTIONS = (
      "residual of the consumers on calibration activations. Accuracy before "
      "fine-tuning. `search s`: the GA's search time on 2 cores (population 32, "
      "30 generations).",
-     ("model", "method", "target", "reconstruction_error", "acc_before_finetune",
-      "search_s", "machine")),
+     ("model", "method", "target", "target_params", "reconstruction_error",
+      "acc_before_finetune", "search_s", "machine")),
     ("fitness", "Genetic search: two-step fitness against real loss",
      "Population 16, 8 generations, same seed; `two_step` evaluates the "
      "reconstruction error for every candidate and the real loss for the 2 "
@@ -65,18 +65,22 @@ _SECTIONS = (
      ("model", "method", "target", "search_s", "time_ratio_vs_real_loss",
       "acc_before_finetune", "calls", "machine")),
     ("steptime", "Training step: gated against plain",
-     "Median seconds per training step (batch 128), measured in one run, "
-     "interleaved. Suspect: the gated model measured faster than the plain "
-     "one, which its extra work cannot explain; the cause (the plain model "
-     "is freshly initialised, the gated one carries trained weights) is not "
-     "yet found, so do not read this as the gates' overhead.",
+     "Median seconds per training step (batch 128) of the gated model (gates "
+     "and budget loss) against a plain clone of the same trained baseline, "
+     "timed in turns in one run (`benchmarks.hfp --parts steptime`).",
      ("model", "method", "plain_ms", "gated_ms", "ratio", "machine")),
     ("prunetrain", "PruneTrain against dense training",
-     "Training FLOPs: 6 x MACs x samples per epoch at the width trained; wall "
-     "ratios are only meaningful on an otherwise idle machine.",
-     ("model", "method", "penalty_ratio", "epochs", "reconfigure_every", "test_acc",
-      "dense_acc", "acc_drop", "macs_ratio", "params_ratio", "train_flops_ratio",
-      "wall_s", "wall_ratio", "machine")),
+     "Same model, initial weights, epochs and one-cycle schedule (peak 0.1), "
+     "trained from scratch in one run, dense first. `train images` / `batch`: "
+     "the reduced protocol of `benchmarks.prunetrain` (a fixed subset, with the "
+     "batch that keeps the full protocol's 469 steps per epoch); test accuracy "
+     "on the full test set. Training FLOPs: 6 x MACs x samples per epoch at "
+     "the width trained. Wall ratios hold only on an otherwise idle machine; "
+     "CPU seconds (the process, all threads) are less disturbed by other jobs.",
+     ("model", "method", "penalty_ratio", "epochs", "reconfigure_every",
+      "train_images", "batch_size", "test_acc", "dense_acc", "acc_drop", "macs_ratio",
+      "params_ratio", "train_flops_ratio", "wall_s", "wall_ratio", "cpu_s",
+      "cpu_ratio", "machine")),
 )
 
 

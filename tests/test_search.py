@@ -77,6 +77,26 @@ def test_allocation_meets_the_target(trained, sens):
         assert all(n % round_to == 0 or n == graph.groups[g].size for g, n in counts.items())
 
 
+def test_allocation_meets_macs_and_params_together(trained, sens):
+    model, _, _ = trained
+    graph = tfprune.analyze(model)
+    base = tfprune.cost(graph)
+    counts = search.allocate(graph, sens, target_macs=0.6, target_params=0.3,
+                             min_keep=0.25)
+    keep = {gid: list(range(n)) for gid, n in counts.items() if n < graph.groups[gid].size}
+    c = tfprune.cost(graph, graph.plan(keep))
+    assert c.macs <= 0.6 * base.macs and c.params <= 0.3 * base.params
+    assert all(n >= 0.25 * graph.groups[gid].size for gid, n in counts.items())
+
+
+def test_sensitivity_drop_never_falls_and_ends_near_chance(sens):
+    for gid in sens.loss:
+        drops = [sens.drop(gid, r) for r in np.linspace(0, 1, 21)]
+        assert all(b >= a for a, b in zip(drops, drops[1:]))
+        assert drops[-1] >= sens.chance_loss - sens.base_loss - 1e-9
+    assert sens.chance_loss == pytest.approx(np.log(4))
+
+
 def test_reconstruction_fitness(trained):
     model, x, _ = trained
     graph = tfprune.analyze(model)

@@ -108,6 +108,8 @@ class Sensitivity:
         base_accuracy, base_loss: the unpruned model's figures.
         accuracy, loss: dict group id -> list, one value per ratio.
         names: dict group id -> a readable name (its first producer).
+        chance_loss: loss of a uniform guess over the classes (log of the
+            class count), the level a group pruned away entirely tends to.
     """
 
     ratios: tuple
@@ -116,13 +118,21 @@ class Sensitivity:
     accuracy: dict
     loss: dict
     names: dict
+    chance_loss: float = None
 
     def drop(self, group_id, ratio):
         """Interpolated loss increase when `ratio` of the group is removed."""
         xs = [0.0] + list(self.ratios) + [1.0]
         curve = [0.0] + [v - self.base_loss for v in self.loss[group_id]]
-        curve.append(max(curve[-1], curve[-1] * 2))  # beyond the last ratio: steeper
-        return float(np.interp(ratio, xs, curve))
+        # Removing a whole group leaves the network guessing: beyond the last
+        # measured ratio the loss climbs towards chance level, so a group that
+        # looked free at 75% is not emptied for nothing.
+        end = curve[-1] * 2
+        if self.chance_loss is not None:
+            end = max(end, self.chance_loss - self.base_loss)
+        curve.append(end)
+        # Pruning more never helps: measurement noise below zero is flattened.
+        return float(np.interp(ratio, xs, np.maximum.accumulate(np.maximum(curve, 0.0))))
 
     def plot(self, path):
         """Writes a PNG: loss against pruning ratio, one line per group."""
@@ -189,16 +199,32 @@ def sensitivity(model, val_data, ratios=(0.25, 0.5, 0.75), limit=1024,
             editor.restore(saved)
             accs[group.id].append(acc)
             losses[group.id].append(loss)
-    return Sensitivity(tuple(ratios), base_acc, base_loss, accs, losses, names)
+    classes = int(model.outputs[0].shape[-1])
+    return Sensitivity(tuple(ratios), base_acc, base_loss, accs, losses, names,
+                       chance_loss=float(np.log(classes)) if classes > 1 else None)
 
 
-def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, steps=16):
+def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, steps=16,
+             min_keep=0.1):
     """Keep counts per group meeting the target, guided by sensitivity.
 
     Rule (greedy on sensitivity per MAC): start from full widths and
     repeatedly shrink the group whose next step (1/`steps` of its width, at
-    least `round_to` channels) costs the least loss increase per MAC (or
-    param) saved, until every target is met.
+    least `round_to` channels) costs the least loss increase per unit saved,
+    until every target is met. Savings are measured relative to each target
+    and only on targets not yet met, so with both a MACs and a params target
+    the search turns to the params-heavy layers once MACs fit. No group
+    goes below `min_keep` of its width (at least one channel): the
+    sensitivity curves are measured one group at a time and say nothing
+    reliable about a layer thinned to a handful of channels.
+
+    Args:
+        graph: the model's `ChannelGraph`.
+        sens: a `Sensitivity` of the same model.
+        target_macs, target_params: fractions (<= 1) or counts.
+        round_to: keep counts are multiples of this (or the full width).
+        steps: a group shrinks by 1/`steps` of its width at a time.
+        min_keep: smallest fraction of a group's width kept.
 
     Returns:
         dict group id -> number of channels to keep.
@@ -236,12 +262,17 @@ def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, step
             n = counts[g.id] - step
             if round_to > 1:
                 n = (n // round_to) * round_to
-            n = max(n, min(g.size, round_to), 1)
+            n = max(n, min(g.size, round_to), int(math.ceil(min_keep * g.size)), 1)
             if n >= counts[g.id]:
                 continue
             trial = {**counts, g.id: n}
             c = cost(graph, plan_of(trial))
-            saved = sum(getattr(current, k) - getattr(c, k) for _, k in limits) or 1e-9
+            # Savings count only on limits still exceeded, each relative to its
+            # limit, so a params target is not drowned by the larger MACs numbers.
+            saved = sum((getattr(current, k) - getattr(c, k)) / v
+                        for v, k in limits if getattr(current, k) > v)
+            if saved <= 0:
+                continue
             harm = sens.drop(g.id, 1 - n / g.size) - sens.drop(g.id, 1 - counts[g.id] / g.size)
             value = max(harm, 0.0) / saved
             if best is None or value < best[0]:
