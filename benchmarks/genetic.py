@@ -33,30 +33,6 @@ def calibration(n=512):
     return x[idx], y[idx]
 
 
-def reconstruction_error(model, graph, plan, calib):
-    """Sum over searched groups of the consumers' normalised LS error."""
-    s = search.GeneticChannelSearch(model, calib, target_macs=1.0, verbose=False)
-    total = 0.0
-    rng = np.random.default_rng(0)
-    from tfprune.search.genetic import _REFITTABLE, _Consumer
-
-    for group in graph.prunable_groups:
-        kept = plan.keep[group.id]
-        if len(kept) == group.size:
-            continue
-        for node in graph.nodes:
-            if node.kind != "mixer" or node.class_name not in _REFITTABLE:
-                continue
-            chans = graph.channels[node.inputs[0]]
-            if not np.all(graph._group_of_channel[chans] == group.id):
-                continue
-            acts = s._activations([node.inputs[0]])[node.inputs[0]]
-            c = _Consumer(node, model.get_layer(node.path[0]), acts, chans, 1024, rng)
-            total += c.error(kept + group.offset)[0]
-    return total
-
-
-
 def row(model_name, method, target, base, base_acc, slim, acc, extra):
     c, b = tfprune.cost(slim), tfprune.cost(base)
     return {"kind": "accuracy", "model": model_name, "method": method, "target": target,
@@ -86,14 +62,16 @@ def selection(model_name, target, calib, test, limit, target_params=None):
         if n < size:
             l1[gid] = np.sort(np.argsort(-scores[gid], kind="stable")[:n])
             rand[gid] = np.sort(rng.choice(size, n, replace=False))
-    plans["l1"] = ga.refit(l1)
-    plans["random"] = ga.refit(rand)
+    errors = {"ga": sum(ga.reconstruction_errors.values())}
+    for name, keep in (("l1", l1), ("random", rand)):
+        plans[name] = ga.refit(keep)
+        errors[name] = sum(ga.reconstruction_errors.values())
     ga.search_seconds = wall  # refit() timed itself; report the search
     rows = []
     for name, plan in plans.items():
         slim = tfprune.rebuild(base, plan)
         acc = protocol.accuracy(slim, test)
-        err = reconstruction_error(base, graph, plan, calib)
+        err = errors[name]
         rows.append({"kind": "selection", "model": model_name, "method": name,
                      "target": target, "target_params": target_params,
                      "reconstruction_error": round(err, 4),

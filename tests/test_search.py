@@ -136,6 +136,13 @@ def test_search_is_deterministic_and_rebuild_uses_refits(trained, sens):
     assert first.fitness_calls["real_loss"] <= searched * 2 * (3 + 1)
     assert first.fitness_calls["reconstruction"] > first.fitness_calls["real_loss"]
     assert all(len(h) == 3 for h in first.history.values())
+    # step-1 errors of the chosen subsets, reproduced by refit() on the same subsets
+    ga_errors = dict(first.reconstruction_errors)
+    pruned = {gid for gid, n in first.counts.items() if n < plan.graph.groups[gid].size}
+    assert set(ga_errors) == pruned and min(ga_errors.values()) >= 0
+    first.refit({gid: plan.keep[gid] for gid in pruned})
+    for gid, err in first.reconstruction_errors.items():
+        assert err == pytest.approx(ga_errors[gid], rel=1e-5, abs=1e-7)
     slim = tfprune.rebuild(model, plan)
     assert_close(first.working_model(x[:8]), slim(x[:8]))
     # without refits the rebuild is the plain zeroed model

@@ -168,6 +168,9 @@ class GeneticChannelSearch:
             removed channels zeroed and the consumers re-fitted: it computes
             what `rebuild(model, plan)` computes.
         search_seconds: wall time of the search itself.
+        reconstruction_errors: dict group id -> step-1 fitness of the chosen
+            subset (summed normalised least-squares residual of the group's
+            consumers), to compare selections.
 
     Example:
 
@@ -250,12 +253,16 @@ class GeneticChannelSearch:
         keys = sorted({n.inputs[0] for ns in consumers.values() for n in ns})
         acts = self._activations(keys) if keys else {}
         keep, refits = {}, {}
+        self.reconstruction_errors = {}
         start = time.perf_counter()
         for group in searched:
             k = self.counts[group.id]
             l1 = np.sort(np.argsort(-scores[group.id], kind="stable")[:k])
+            # Positions drawn per group, apart from the GA's draws: run() and
+            # refit() then score subsets on the very same samples.
+            sampler = np.random.default_rng([self.seed, group.id])
             models = [_Consumer(n, self.model.get_layer(n.path[0]), acts[n.inputs[0]],
-                                graph.channels[n.inputs[0]], self.positions, rng)
+                                graph.channels[n.inputs[0]], self.positions, sampler)
                       for n in consumers[group.id]]
             if choices is not None:
                 chosen = choices[group.id]
@@ -267,8 +274,10 @@ class GeneticChannelSearch:
             kept_channels = chosen + group.offset
             # Apply the choice to the working copy, so later groups see it.
             editor.zero(group, chosen)
+            self.reconstruction_errors[group.id] = 0.0
             for m in models:
-                _, w, cols = m.error(kept_channels)
+                err, w, cols = m.error(kept_channels)
+                self.reconstruction_errors[group.id] += err
                 kernel = m.refit_kernel(w, cols)
                 refits[m.node.name] = {"kernel": kernel}
                 self._set_refit(editor, m, kernel, cols)
