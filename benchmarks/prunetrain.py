@@ -32,6 +32,7 @@ Rows (kind "prunetrain") go to benchmarks/results.json.
 """
 
 import argparse
+import json
 import time
 
 import keras
@@ -129,7 +130,9 @@ def run(model_name, ratios=DEFAULT_RATIOS, epochs=protocol.BASELINE_EPOCHS,
             "wall_s": round(wall, 1), "wall_ratio": round(wall / dense_wall, 4),
             "cpu_s": round(cpu, 1), "cpu_ratio": round(cpu / dense_cpu, 4),
             "penalty_weight": result.penalty_weight,
-            "macs_per_epoch": [int(m) for m in result.history["macs"]]})
+            "macs_per_epoch": [int(m) for m in result.history["macs"]],
+            "reconfigurations": json.loads(json.dumps(result.reconfigurations,
+                                                      default=int))})
         on_row(rows[-1])
     return rows
 

@@ -191,6 +191,14 @@ def test_dead_branch_is_removed_and_block_becomes_identity():
     x, _ = _data(8)
     assert_close(model(x, training=False), slim(x, training=False), rtol=1e-5)
     assert "add1" in {layer.name for layer in model.layers}  # input untouched
+    # a dead branch that still adds a constant (its BN shift): dropping it
+    # changes the output, keeping it at one channel does not
+    _set(model, "b1_bn", "beta", ..., 0.7)
+    kept = prunetrain.reconfigure(model, drop_branches=False)
+    assert kept.removed_branches == [] and kept.model.get_layer("a1").filters == 1
+    assert_close(model(x, training=False), kept.model(x, training=False), rtol=1e-5)
+    dropped = prunetrain.reconfigure(model).model(x, training=False)
+    assert not np.allclose(model(x, training=False), dropped, atol=1e-3)
     # an Add never loses every input: two dead branches into one Add stay,
     # each with its strongest channel
     inputs = keras.Input((6, 6, 2))

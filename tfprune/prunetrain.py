@@ -27,8 +27,10 @@ The method's public facts, and tfprune's choices where they leave room:
 - Branches: when every channel of a group inside a residual branch is dead,
   the branch is removed and its `Add` keeps the shortcut alone
   (`tfprune.branches`); the block becomes an identity. The branch then
-  added a constant (its last BN's shift), which goes with it; training
-  absorbs that. Any other group that dies entirely keeps its strongest
+  added a constant (its last BN's shift), which goes with it; the epochs
+  that follow absorb that. The reconfiguration after the last epoch has no
+  epochs after it, so there a dead branch keeps one channel instead and the
+  returned model computes what the trained one computed. Any other group that dies entirely keeps its strongest
   channel, since a tensor cannot have no channel.
 - Optimizer state: every slot (SGD momentum, Adam moments, ...) is sliced
   with the same masks as the weight it belongs to; the step counter is
@@ -252,7 +254,8 @@ class Reconfiguration:
     changed: bool
 
 
-def reconfigure(model, optimizer=None, threshold=1e-4, custom_objects=None):
+def reconfigure(model, optimizer=None, threshold=1e-4, custom_objects=None,
+                drop_branches=True):
     """Removes dead channels and dead residual branches from `model`.
 
     Args:
@@ -262,6 +265,10 @@ def reconfigure(model, optimizer=None, threshold=1e-4, custom_objects=None):
             slot sliced like its weight and the step counter copied.
         threshold: a weight below this in absolute value counts as zero.
         custom_objects: as for `tfprune.rebuild`.
+        drop_branches: remove dead residual branches. A dead branch still
+            adds a constant (its last BatchNorm's shift), lost with it; with
+            `False` such a branch keeps one channel and the model computes
+            what it computed (use it when no training follows).
 
     Returns:
         A `Reconfiguration`.
@@ -278,7 +285,7 @@ def reconfigure(model, optimizer=None, threshold=1e-4, custom_objects=None):
         raise ValueError(f"threshold must be >= 0, got {threshold}.")
     graph = analyze(model)
     dead = dead_channels(graph, threshold)
-    branches = find_dead_branches(graph, dead)
+    branches = find_dead_branches(graph, dead) if drop_branches else []
     source = model
     if branches:
         source = remove_branches(model, branches)
@@ -742,9 +749,11 @@ def fit(model, train, y=None, *, epochs=1, batch_size=None, validation_data=None
         if checkpoint_dir:
             _save_checkpoint(checkpoint_dir, run, plain, optimizer)
 
-    def reconfigure_now():
+    def reconfigure_now(final=False):
         nonlocal plain, optimizer
-        step = reconfigure(plain, optimizer, threshold, custom_objects)
+        # After the last epoch nothing absorbs a removed branch's constant.
+        step = reconfigure(plain, optimizer, threshold, custom_objects,
+                           drop_branches=not final)
         plain, optimizer = step.model, step.optimizer
         after = cost(plain)
         if dynamic_batch:
@@ -788,7 +797,7 @@ def fit(model, train, y=None, *, epochs=1, batch_size=None, validation_data=None
         last_logs = {k: v[-1] for k, v in segment.history.items() if v}
         stopped = bool(trainer.stop_training) or run.epoch < end
     if penalty_ratio > 0 and run.reconfigured_at != run.epoch:
-        reconfigure_now()
+        reconfigure_now(final=True)
     if user is not None:
         user.finish(last_logs)
     plain.compile(optimizer=optimizer, loss=loss, metrics=metrics)
