@@ -9,6 +9,7 @@ Rows:
   the params and <= 1/3 of the MACs), fine-tuned 3 epochs with distillation.
 
 Usage: python -m benchmarks.genetic [--parts selection cost accuracy]
+                                    [--models resnet20 vgg11]
 """
 
 import argparse
