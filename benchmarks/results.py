@@ -76,7 +76,10 @@ _SECTIONS = (
      "batch that keeps the full protocol's 469 steps per epoch); test accuracy "
      "on the full test set. Training FLOPs: 6 x MACs x samples per epoch at "
      "the width trained. Wall ratios hold only on an otherwise idle machine; "
-     "CPU seconds (the process, all threads) are less disturbed by other jobs.",
+     "CPU seconds (the process, all threads) are less disturbed by other jobs. "
+     "A row that removed nothing (macs ratio 1) did the dense run's work: its "
+     "wall ratio measures the noise and the difference between the two "
+     "training paths, so read the other rows' wall ratios against it.",
      ("model", "method", "penalty_ratio", "epochs", "reconfigure_every",
       "train_images", "batch_size", "test_acc", "dense_acc", "acc_drop", "macs_ratio",
       "params_ratio", "train_flops_ratio", "wall_s", "wall_ratio", "cpu_s",
