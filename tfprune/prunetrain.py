@@ -30,8 +30,9 @@ The method's public facts, and tfprune's choices where they leave room:
   added a constant (its last BN's shift), which goes with it; the epochs
   that follow absorb that. The reconfiguration after the last epoch has no
   epochs after it, so there a dead branch keeps one channel instead and the
-  returned model computes what the trained one computed. Any other group that dies entirely keeps its strongest
-  channel, since a tensor cannot have no channel.
+  returned model computes what the trained one computed. Any other group
+  that dies entirely keeps its strongest channel, since a tensor cannot
+  have no channel.
 - Optimizer state: every slot (SGD momentum, Adam moments, ...) is sliced
   with the same masks as the weight it belongs to; the step counter is
   copied, so learning-rate schedules continue where they were.

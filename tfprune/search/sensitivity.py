@@ -262,7 +262,8 @@ def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, step
             n = counts[g.id] - step
             if round_to > 1:
                 n = (n // round_to) * round_to
-            n = max(n, min(g.size, round_to), int(math.ceil(min_keep * g.size)), 1)
+            floor = round_to * int(math.ceil(min_keep * g.size / round_to))
+            n = max(n, min(g.size, max(round_to, floor)), 1)
             if n >= counts[g.id]:
                 continue
             trial = {**counts, g.id: n}
