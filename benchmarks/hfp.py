@@ -61,12 +61,9 @@ def finetune(student, teacher, train, test, distill):
         return protocol.accuracy(student, test)
     distiller = tfprune.distill.Distiller(student=student, teacher=teacher,
                                           temperature=4.0, alpha=0.9)
-    steps = int(train.cardinality())
-    optimizer = keras.optimizers.SGD(
-        learning_rate=protocol.OneCycle(protocol.FINETUNE_PEAK_LR,
-                                        protocol.FINETUNE_EPOCHS * steps),
-        momentum=0.9, nesterov=True, weight_decay=protocol.WEIGHT_DECAY)
-    distiller.compile(optimizer, metrics=["accuracy"])
+    distiller.compile(protocol.optimizer(protocol.FINETUNE_PEAK_LR, protocol.FINETUNE_EPOCHS,
+                                         int(train.cardinality())),
+                      metrics=["accuracy"])
     distiller.fit(train, epochs=protocol.FINETUNE_EPOCHS, verbose=2)
     student.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=["accuracy"])
@@ -80,11 +77,7 @@ def run(model_name, target, weight, limit=None):
     base_cost = tfprune.cost(base)
     start = time.perf_counter()
     gated = tfprune.hfp.attach(base, target_macs=target, weight=weight)
-    steps = int(train.cardinality())
-    gated.compile(
-        keras.optimizers.SGD(learning_rate=protocol.OneCycle(GATE_PEAK_LR, GATE_EPOCHS * steps),
-                             momentum=0.9, nesterov=True, weight_decay=protocol.WEIGHT_DECAY),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    protocol.compile_for_training(gated, GATE_PEAK_LR, GATE_EPOCHS, int(train.cardinality()))
     gated.fit(train, epochs=GATE_EPOCHS, verbose=2,
               callbacks=[tfprune.callbacks.HolisticBudget()])
     plan = tfprune.hfp.plan(gated)
@@ -139,6 +132,7 @@ def main(argv=None):
             print(row)
             if a.limit is None:
                 results.append(row, replace_keys=("kind", "model", "method"))
+
 
 if __name__ == "__main__":
     main()

@@ -75,19 +75,27 @@ def machine():
     return f"{os.cpu_count()} cores, {cpu}"
 
 
-def data(limit=None):
-    """(train dataset, test dataset) under the protocol."""
-    train = datasets.load("fashion_mnist", split="train", batch_size=BATCH,
-                          augment=True, seed=SEED, limit=limit)
+def data(limit=None, train_images=None, batch_size=BATCH):
+    """(train dataset, test dataset) under the protocol.
+
+    `limit` cuts both splits (smoke tests); `train_images` only the training
+    split (reduced protocols, still tested on the full test set).
+    """
+    train = datasets.load("fashion_mnist", split="train", batch_size=batch_size,
+                          augment=True, seed=SEED, limit=limit or train_images)
     test = datasets.load("fashion_mnist", split="test", batch_size=512, limit=limit)
     return train, test
 
 
-def compile_for_training(model, peak_lr, epochs, steps_per_epoch):
-    optimizer = keras.optimizers.SGD(
+def optimizer(peak_lr, epochs, steps_per_epoch):
+    """The protocol's SGD: Nesterov momentum 0.9, weight decay, one-cycle LR."""
+    return keras.optimizers.SGD(
         learning_rate=OneCycle(peak_lr, epochs * steps_per_epoch),
         momentum=0.9, nesterov=True, weight_decay=WEIGHT_DECAY)
-    model.compile(optimizer=optimizer,
+
+
+def compile_for_training(model, peak_lr, epochs, steps_per_epoch):
+    model.compile(optimizer=optimizer(peak_lr, epochs, steps_per_epoch),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     return model

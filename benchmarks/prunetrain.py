@@ -35,8 +35,6 @@ import argparse
 import json
 import time
 
-import keras
-
 import tfprune
 from benchmarks import protocol, results
 from tfprune import datasets, prunetrain
@@ -45,21 +43,6 @@ REPLACE_KEYS = ("kind", "model", "method", "penalty_ratio", "epochs",
                 "reconfigure_every", "dynamic_batch", "train_images", "batch_size")
 DEFAULT_RATIOS = (0.1, 0.2, 0.4)
 DEFAULT_RECONFIGURE_EVERY = 2
-
-
-def _optimizer(epochs, steps):
-    return keras.optimizers.SGD(
-        learning_rate=protocol.OneCycle(protocol.BASELINE_PEAK_LR, epochs * steps),
-        momentum=0.9, nesterov=True, weight_decay=protocol.WEIGHT_DECAY)
-
-
-def _data(limit, train_images, batch_size):
-    if limit is not None:  # smoke test
-        return protocol.data(limit)
-    train = datasets.load("fashion_mnist", split="train", batch_size=batch_size,
-                          augment=True, seed=protocol.SEED, limit=train_images)
-    test = datasets.load("fashion_mnist", split="test", batch_size=512)
-    return train, test
 
 
 class _Clock:
@@ -80,7 +63,7 @@ def run(model_name, ratios=DEFAULT_RATIOS, epochs=protocol.BASELINE_EPOCHS,
 
     `on_row` gets each row as soon as it is measured.
     """
-    train_ds, test_ds = _data(limit, train_images, batch_size)
+    train_ds, test_ds = protocol.data(limit, train_images, batch_size)
     steps = int(train_ds.cardinality())
     samples = (limit or train_images
                or datasets.info("fashion_mnist")["num_examples"]["train"])
@@ -111,7 +94,7 @@ def run(model_name, ratios=DEFAULT_RATIOS, epochs=protocol.BASELINE_EPOCHS,
         model = protocol.MODELS[model_name]()
         clock = _Clock()
         result = prunetrain.fit(
-            model, train_ds, epochs=epochs, optimizer=_optimizer(epochs, steps),
+            model, train_ds, epochs=epochs, optimizer=protocol.optimizer(protocol.BASELINE_PEAK_LR, epochs, steps),
             penalty_ratio=ratio, reconfigure_every=reconfigure_every,
             threshold=threshold, dynamic_batch=dynamic_batch, verbose=verbose)
         wall, cpu = clock.read()

@@ -38,6 +38,20 @@ def _scatter(graph, contributions):
     return {g.id: total[g.offset:g.offset + g.size] for g in graph.groups}
 
 
+def top_channels(scores, k):
+    """Indices of the `k` highest `scores`, in ascending order.
+
+    Ties go to the lower index, so the choice is reproducible.
+
+    Example:
+
+    ```python
+    keep = top_channels(tfprune.importance.magnitude(graph)[group.id], 8)
+    ```
+    """
+    return np.sort(np.argsort(-np.asarray(scores), kind="stable")[:k])
+
+
 def magnitude(graph, p=1):
     """L1 (p=1) or L2 (p=2) norm of the filters producing each channel.
 

@@ -34,7 +34,7 @@ import keras
 import numpy as np
 
 from tfprune.graph import ChannelGraph, analyze
-from tfprune.importance import magnitude
+from tfprune.importance import magnitude, top_channels
 from tfprune.plan import PruningPlan
 from tfprune.rebuild import zero_out
 from tfprune.search.sensitivity import (ConsumerWeights, allocate, as_arrays,
@@ -257,7 +257,7 @@ class GeneticChannelSearch:
         start = time.perf_counter()
         for group in searched:
             k = self.counts[group.id]
-            l1 = np.sort(np.argsort(-scores[group.id], kind="stable")[:k])
+            l1 = top_channels(scores[group.id], k)
             # Positions drawn per group, apart from the GA's draws: run() and
             # refit() then score subsets on the very same samples.
             sampler = np.random.default_rng([self.seed, group.id])
@@ -281,7 +281,8 @@ class GeneticChannelSearch:
                 kernel = m.refit_kernel(w, cols)
                 refits[m.node.name] = {"kernel": kernel}
                 self._set_refit(editor, m, kernel, cols)
-        self.search_seconds = time.perf_counter() - start
+        if choices is None:  # refit() scores given subsets; it is no search
+            self.search_seconds = time.perf_counter() - start
         self.working_model = working  # the original size, computing what the plan does
         plan = PruningPlan(graph, keep, round_to=self.round_to if self.round_to > 1 else None)
         plan.refits = refits

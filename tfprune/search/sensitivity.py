@@ -10,7 +10,7 @@ from tfprune.budget import resolve_target
 from tfprune.cost import cost
 from tfprune.errors import TargetUnreachableError
 from tfprune.graph import ChannelGraph, analyze
-from tfprune.importance import magnitude
+from tfprune.importance import magnitude, top_channels
 from tfprune.plan import PruningPlan
 from tfprune.rebuild import zero_out
 
@@ -243,8 +243,7 @@ def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, step
         keep = {}
         for g in groups:
             if c[g.id] < g.size:
-                order = np.argsort(-scores[g.id], kind="stable")[:c[g.id]]
-                kept = set(order.tolist())
+                kept = set(top_channels(scores[g.id], c[g.id]).tolist())
                 for part in g.segments:
                     if not kept.intersection(part.tolist()):
                         kept.add(int(part[0]))
