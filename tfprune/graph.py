@@ -512,14 +512,14 @@ class _GraphBuilder:
     def walk(self, config, prefix, live_model, input_atoms):
         """Walks one functional config; returns its output tensor keys."""
         entries = config["layers"]
-        referenced = [h for h in histories(config["output_layers"])]
+        outputs = histories(config["output_layers"])
+        referenced = list(outputs)
         for entry in entries:  # shapes of every consumed tensor
             for call in entry.get("inbound_nodes", []):
                 for t in _flat_tensors(call):
                     key = _tensor_key(prefix, t["keras_history"])
                     self.g.shapes[key] = tuple(t["shape"])
                     referenced.append(t["keras_history"])
-        outputs = histories(config["output_layers"])
         for hist, tensor in zip(outputs, getattr(live_model, "outputs", None) or []):
             self.g.shapes.setdefault(_tensor_key(prefix, hist), tuple(tensor.shape))
         for name, node_index, tensor_index in referenced:
@@ -558,10 +558,7 @@ class _GraphBuilder:
                     f"(waiting: {stuck}); is the model config complete?"
                 )
             pending = rest
-        return [
-            _tensor_key(prefix, h)
-            for h in histories(config["output_layers"])
-        ]
+        return [_tensor_key(prefix, h) for h in outputs]
 
     def visit(self, entry, path, layer, index, call, in_keys, input_atoms):
         class_name = entry["class_name"]
