@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: demo test install data clean
+.PHONY: demo test lint install data clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,13 @@ $(FMNIST):
 demo: install data
 	$(PY) examples/demo.py
 
-test: install data
+test: install data lint
 	$(PY) -m pytest -q tests
+
+# Import contracts (core <- ranking <- methods; tflite_export -> tfprune) and ruff.
+lint: install
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

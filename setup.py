@@ -28,7 +28,7 @@ setup(
         "matplotlib>=3.7",  # sensitivity and report plots
     ],
     extras_require={
-        "dev": ["pytest>=7", "hypothesis>=6"],
+        "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.6", "import-linter>=2.0"],
         "tfds": ["tensorflow-datasets>=4.9"],
         # The peer row of `python -m benchmarks.latency`: tfmot only prunes
         # tf_keras models. tf_keras requires the `tensorflow` package by
@@ -36,5 +36,9 @@ setup(
         # --no-deps tf_keras==<your TF version>` first.
         "bench": ["tf_keras>=2.16", "tensorflow-model-optimization>=0.8"],
     },
-    entry_points={"console_scripts": ["tfprune=tfprune.cli:main"]},
+    entry_points={
+        "console_scripts": ["tfprune=tfprune.cli:main"],
+        # Commands other packages add to the `tfprune` CLI.
+        "tfprune.cli": ["export=tflite_export.cli:register"],
+    },
 )

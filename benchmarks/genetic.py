@@ -23,7 +23,6 @@ from benchmarks.hfp import finetune
 from tfprune import search
 from tfprune.datasets import load
 
-
 # The seed paper's VGG claim: at most 1/8 of the params (and 1/3 of the MACs).
 CLAIM_PARAMS = 0.125
 

@@ -32,8 +32,8 @@ import tempfile
 import keras
 import numpy as np
 
-import tfprune
 import tflite_export
+import tfprune
 from benchmarks import protocol, results
 
 WORK = os.path.join(protocol.CACHE_DIR, "latency")
@@ -200,7 +200,7 @@ def _tfmot_twin(model, calib):
             files.append({
                 "path": path, "method": "tfmot prune_low_magnitude", "target": 0.5,
                 "scope": None, "round_to": None, "quantization": quantization,
-                "macs": tflite_export.inspect(content).macs,
+                "macs": tflite_export.model_info(content).macs,
                 "params": int(stripped.count_params()), "macs_ratio": 1.0,
                 "sparsity": round(sparsity, 4), "top1_agreement": None,
                 "tflite_acc": None, "gzip_bytes": len(gzip.compress(content, 9)),

@@ -60,7 +60,7 @@ def test_cost_of_a_plan_counts_kept_channels():
 
 
 def test_soft_counts_are_differentiable_arithmetic():
-    from tfprune.cost import node_cost
+    from tfprune.core.cost import node_cost
 
     model = zoo.resnet20(input_shape=(16, 16, 1))
     graph = tfprune.analyze(model)

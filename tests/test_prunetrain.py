@@ -10,7 +10,8 @@ from keras import layers
 
 import tfprune
 from tfprune import prunetrain
-from tfprune.regularizers import GroupLasso
+from tfprune.cli.train import train_zoo_model
+from tfprune.methods.regularizers import GroupLasso
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -396,7 +397,7 @@ def test_bad_input_is_named():
 
 def test_cli_train_writes_slim_model(tmp_path, capsys):
     out = tmp_path / "slim.keras"
-    assert prunetrain.cli_train("resnet20", "fashion_mnist", epochs=1, output=str(out),
+    assert train_zoo_model("resnet20", "fashion_mnist", epochs=1, output=str(out),
                                 limit=128, batch_size=64, reconfigure_every=None,
                                 verbose=0) == 0
     text = capsys.readouterr().out
@@ -404,4 +405,4 @@ def test_cli_train_writes_slim_model(tmp_path, capsys):
     slim = keras.saving.load_model(out)
     assert slim.output_shape == (None, 10)
     with pytest.raises(ValueError, match="output"):
-        prunetrain.cli_train("resnet20", epochs=1, output=None)
+        train_zoo_model("resnet20", epochs=1, output=None)

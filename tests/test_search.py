@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 import tfprune
 from tfprune import search, zoo
-from tfprune.search.genetic import (_Consumer, _fixed_size_crossover,
-                                    _fixed_size_mutation)
+from tfprune.methods.search.genetic import _Consumer, _fixed_size_crossover, _fixed_size_mutation
 
 
 class _FakeGA:

@@ -10,8 +10,15 @@ from conftest import randomize_bn
 from keras import layers
 
 import tfprune
-from tflite_export import (UnsupportedOpError, VerificationError, benchmark,
-                           compare, convert, inspect, profile)
+from tflite_export import (
+    UnsupportedOpError,
+    VerificationError,
+    benchmark,
+    compare,
+    convert,
+    model_info,
+    profile,
+)
 from tfprune import TfpruneError, cli
 
 SHAPE = (16, 16, 3)
@@ -109,7 +116,7 @@ def test_dynamic_range_on_concat(data, tmp_path):
                    representative_data=data[0])
     assert info.quantization == "dynamic" and info.tolerance is None
     assert info.accuracy is None and 0 <= info.top1_agreement <= 1
-    assert inspect(info.path).quantization == "dynamic"
+    assert model_info(info.path).quantization == "dynamic"
     assert not (tmp_path / "labels.txt").exists()
 
 
@@ -124,7 +131,7 @@ def test_int8_with_int8_io(residual, data, tmp_path):
     assert meta["input"]["quantization"] == {"scale": info.input.scale,
                                              "zero_point": info.input.zero_point}
     assert meta["quantization"] == "int8"
-    assert inspect(info.path).quantization == "int8"
+    assert model_info(info.path).quantization == "int8"
 
 
 @pytest.mark.parametrize("quantization", ["float16", "int8"])
@@ -218,9 +225,9 @@ def test_benchmark_report(float_export):
 def test_profile_covers_every_node(float_export):
     info, _ = float_export
     prof = profile(info.path, runs=3, warmup=1)
-    assert [n.op for n in prof.nodes] == [o.op for o in inspect(info.path).ops]
+    assert [n.op for n in prof.nodes] == [o.op for o in model_info(info.path).ops]
     assert prof.by_op()["CONV_2D"]["count"] == 3
-    assert sum(n.macs for n in prof.nodes) == inspect(info.path).macs
+    assert sum(n.macs for n in prof.nodes) == model_info(info.path).macs
     assert "CONV_2D" in prof.summary()
 
 

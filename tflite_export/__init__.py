@@ -19,17 +19,28 @@ print(info.top1_agreement, report.median_ms, report.size_bytes)
 ```
 """
 
-from tflite_export.benchmark import (BenchmarkReport, OpTime, Profile,
-                                     benchmark, compare, compare_profiles,
-                                     profile)
-from tflite_export.convert import (QUANTIZATIONS, ExportInfo,
-                                   UnsupportedOpError, VerificationError,
-                                   convert, convert_saved_model)
-from tflite_export.flatbuffer import ModelInfo, inspect
+from tflite_export.benchmark import (
+                                     BenchmarkReport,
+                                     OpTime,
+                                     Profile,
+                                     benchmark,
+                                     compare,
+                                     compare_profiles,
+                                     profile,
+)
+from tflite_export.convert import (
+                                     QUANTIZATIONS,
+                                     ExportInfo,
+                                     UnsupportedOpError,
+                                     VerificationError,
+                                     convert,
+                                     convert_saved_model,
+)
+from tflite_export.tflite_model import ModelInfo, model_info
 
 __all__ = [
     "BenchmarkReport", "ExportInfo", "ModelInfo", "OpTime", "Profile",
     "QUANTIZATIONS", "UnsupportedOpError", "VerificationError", "benchmark",
-    "compare", "compare_profiles", "convert", "convert_saved_model", "inspect",
+    "compare", "compare_profiles", "convert", "convert_saved_model", "model_info",
     "profile",
 ]

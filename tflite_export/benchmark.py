@@ -12,7 +12,7 @@ all of them alike and their ratios stay fair.
 
 The interpreter's Python API has no per-op profiler (that lives in the C++
 `benchmark_model` tool, not in the wheel). `profile` gets one another way:
-it cuts the file into one-node models (`flatbuffer.single_op_models`) and
+it cuts the file into one-node models (`tflite_model.single_op_models`) and
 times each with the same interpreter, threads and XNNPACK (interleaved, as
 `compare` does, each timed run right after an untimed one of the same
 node). The sum of the nodes is close to the whole model; the difference is
@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from tflite_export import flatbuffer
+from tflite_export import tflite_model
 
 
 @dataclasses.dataclass
@@ -130,7 +130,7 @@ class Profile:
             rate = row["macs"] / row["ms"] / 1e6 if row["macs"] and row["ms"] else 0
             lines.append(f"{op:<22} {row['count']:>5} {row['ms']:>9.3f} "
                          f"{row['share']:>6.1%} {rate:>7.1f}")
-        lines.append(f"slowest nodes:")
+        lines.append("slowest nodes:")
         for n in sorted(self.nodes, key=lambda n: -n.median_ms)[:top]:
             lines.append(f"  #{n.index:<3} {n.op:<20} out {list(n.output_shape)} "
                          f"{n.median_ms:.3f} ms")
@@ -179,7 +179,7 @@ def _read(path):
     with open(path, "rb") as f:
         content = f.read()
     try:
-        flatbuffer.read(content)  # a clear error for a file that is no model
+        tflite_model.read(content)  # a clear error for a file that is no model
     except Exception as e:
         raise ValueError(f"{path}: {e}") from None
     return content
@@ -247,7 +247,7 @@ def compare(paths, threads=1, runs=100, warmup=10, xnnpack=True):
     if not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"warmup must be an int >= 0, got {warmup!r}.")
     contents = [_read(p) for p in paths]
-    details = [flatbuffer.inspect(c) for c in contents]
+    details = [tflite_model.model_info(c) for c in contents]
     interpreters = [_interpreter(c, threads, xnnpack) for c in contents]
     times = _time(interpreters, runs, warmup)
     reports = []
@@ -343,7 +343,7 @@ def compare_profiles(paths, threads=1, runs=20, warmup=3, xnnpack=True):
     for k, content in enumerate(contents):
         interpreters.append(_interpreter(content, threads, xnnpack))
         owners.append((k, None))
-        for op, small in flatbuffer.single_op_models(content):
+        for op, small in tflite_model.single_op_models(content):
             interpreters.append(_interpreter(small, threads, xnnpack))
             owners.append((k, op))
     times = _time(interpreters, runs, warmup, rewarm=True)

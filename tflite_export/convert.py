@@ -26,8 +26,8 @@ import warnings
 
 import numpy as np
 
+from tflite_export import tflite_model
 from tfprune.errors import TfpruneError
-from tflite_export import flatbuffer
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
@@ -103,8 +103,8 @@ class ExportInfo:
     path: str
     size_bytes: int
     quantization: str
-    input: flatbuffer.TensorInfo
-    output: flatbuffer.TensorInfo
+    input: tflite_model.TensorInfo
+    output: tflite_model.TensorInfo
     ops: dict
     samples: int
     max_abs_error: float
@@ -250,7 +250,7 @@ def convert(model, path, quantization="none", representative_data=None,
     ver_x, ver_y = ver_x[:verify_samples], (None if ver_y is None else ver_y[:verify_samples])
 
     content = _convert(model, input_shape, quantization, rep_x, int8_io, verbose)
-    details = flatbuffer.inspect(content)
+    details = tflite_model.model_info(content)
     figures = _verify(model, content, ver_x, ver_y)
     if quantization in DEFAULT_TOLERANCE:
         relative = DEFAULT_TOLERANCE[quantization] if tolerance is None else float(tolerance)

@@ -10,16 +10,24 @@ print(tfprune.cost(model).macs, tfprune.cost(slim).macs)
 ```
 """
 
-from tfprune import (branches, callbacks, distill, hfp, importance, layers,
-                     prunetrain, regularizers)
-from tfprune.cost import Cost, LayerCost, cost
-from tfprune.errors import (InvalidPlanError, TargetUnreachableError,
-                            TfpruneError, UnsupportedLayerError,
-                            UnsupportedModelError)
-from tfprune.graph import Barrier, ChannelGraph, ChannelGroup, analyze
-from tfprune.plan import PruningPlan
-from tfprune.prune import prune
-from tfprune.rebuild import rebuild, zero_out
+import importlib
+
+from tfprune import callbacks, layers
+from tfprune.core import branches
+from tfprune.core.cost import Cost, LayerCost, cost
+from tfprune.core.graph import Barrier, ChannelGraph, ChannelGroup, analyze
+from tfprune.core.plan import PruningPlan
+from tfprune.core.rebuild import rebuild, zero_out
+from tfprune.errors import (
+    InvalidPlanError,
+    TargetUnreachableError,
+    TfpruneError,
+    UnsupportedLayerError,
+    UnsupportedModelError,
+)
+from tfprune.methods import distill, hfp, prunetrain, regularizers
+from tfprune.ranking import importance
+from tfprune.ranking.prune import prune
 
 __version__ = "0.1.0"
 
@@ -31,11 +39,12 @@ __all__ = [
     "prunetrain", "rebuild", "regularizers", "zero_out",
 ]
 
+# Modules with heavier imports (tf.data, pygad), loaded on first use.
+_LAZY = {"zoo": "tfprune.zoo", "datasets": "tfprune.datasets",
+         "search": "tfprune.methods.search", "cli": "tfprune.cli"}
+
 
 def __getattr__(name):
-    # These pull in heavier imports (tf.data, pygad); load on first use.
-    if name in ("zoo", "datasets", "search"):
-        import importlib
-
-        return importlib.import_module(f"tfprune.{name}")
+    if name in _LAZY:
+        return importlib.import_module(_LAZY[name])
     raise AttributeError(f"module 'tfprune' has no attribute {name!r}")

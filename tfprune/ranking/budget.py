@@ -9,9 +9,9 @@ import math
 
 import numpy as np
 
-from tfprune.cost import cost
+from tfprune.core.cost import cost
+from tfprune.core.plan import PruningPlan
 from tfprune.errors import TargetUnreachableError
-from tfprune.plan import PruningPlan
 
 SCOPES = ("global", "uniform")
 

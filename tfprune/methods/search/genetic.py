@@ -33,12 +33,12 @@ import time
 import keras
 import numpy as np
 
-from tfprune.graph import ChannelGraph, analyze
-from tfprune.importance import magnitude, top_channels
-from tfprune.plan import PruningPlan
-from tfprune.rebuild import zero_out
-from tfprune.search.sensitivity import (ConsumerWeights, allocate, as_arrays,
-                                        evaluate, sensitivity)
+from tfprune.core.data import as_arrays, evaluate
+from tfprune.core.graph import ChannelGraph, analyze
+from tfprune.core.plan import PruningPlan
+from tfprune.core.rebuild import zero_out
+from tfprune.methods.search.sensitivity import ConsumerWeights, allocate, sensitivity
+from tfprune.ranking.importance import magnitude, top_channels
 
 _REFITTABLE = ("Conv1D", "Conv2D", "Dense")
 

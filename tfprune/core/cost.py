@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from tfprune.graph import ChannelGraph, analyze
+from tfprune.core.graph import ChannelGraph, analyze
 
 _TRANSPOSE = ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
 _SEPARABLE = ("SeparableConv1D", "SeparableConv2D")

@@ -26,9 +26,9 @@ import math
 import keras
 import numpy as np
 
-from tfprune.configs import histories
+from tfprune.core.configs import histories
+from tfprune.core.layouts import LAYOUTS, unknown_weights
 from tfprune.errors import TfpruneError, UnsupportedModelError
-from tfprune.layouts import LAYOUTS, unknown_weights
 
 # Layers that map channel i to channel i and hold no per-channel weights.
 IDENTITY_LAYERS = frozenset(
@@ -265,7 +265,7 @@ class ChannelGraph:
         Returns:
             A validated `PruningPlan`.
         """
-        from tfprune.plan import PruningPlan
+        from tfprune.core.plan import PruningPlan
 
         return PruningPlan(self, keep or {})
 

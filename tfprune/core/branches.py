@@ -22,7 +22,7 @@ import dataclasses
 
 import keras
 
-from tfprune.configs import histories, history_of, is_tensor, rewire
+from tfprune.core.configs import histories, history_of, is_tensor, rewire
 from tfprune.errors import TfpruneError
 
 _PASS_THROUGH = ("channelwise", "identity")

@@ -36,20 +36,22 @@ another tensor) and groups produced inside nested models are not gated; they
 keep their width.
 """
 
-import copy
 
 import keras
 import numpy as np
 
-from tfprune.budget import fit_plan, resolve_target
-from tfprune.configs import histories, history_of, rewire
-from tfprune.cost import cost, node_cost
+from tfprune.core.configs import (
+    copy_weights_by_name,
+    functional_serialized,
+    history_of,
+    output_histories,
+    rewire_calls,
+)
+from tfprune.core.cost import cost, node_cost
+from tfprune.core.gates import GATE, fold_gates
+from tfprune.core.graph import analyze
 from tfprune.errors import TfpruneError
-from tfprune.graph import analyze
-from tfprune.layers import ChannelGate  # noqa: F401 - registers it for deserialising
-from tfprune.layouts import LAYOUTS
-
-GATE = "ChannelGate"
+from tfprune.ranking.budget import fit_plan, resolve_target
 
 
 def _gate_positions(graph):
@@ -76,35 +78,6 @@ def _gate_positions(graph):
             keys.append(key)
         positions[group.id] = keys
     return positions
-
-
-def _rewire(entries, outputs, mapping):
-    """Replaces keras_history references according to `mapping`."""
-    rewire([entry.get("inbound_nodes", []) for entry in entries], mapping)
-    for i, hist in enumerate(outputs):
-        if tuple(hist) in mapping:
-            outputs[i] = list(mapping[tuple(hist)])
-
-
-def _plain_serialized(model):
-    serialized = copy.deepcopy(keras.saving.serialize_keras_object(model))
-    serialized.pop("compile_config", None)
-    serialized.update(module="keras.src.models.functional", class_name="Functional",
-                      registered_name="Functional")
-    for key in ("target_macs", "target_params", "weight", "threshold"):
-        serialized["config"].pop(key, None)
-    return serialized
-
-
-def _output_histories(config):
-    config["output_layers"] = histories(config["output_layers"])
-    return config["output_layers"]
-
-
-def _copy_weights_by_name(source, target, skip=()):
-    for layer in target.layers:
-        if layer.name not in skip and layer.weights:
-            layer.set_weights(source.get_layer(layer.name).get_weights())
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
@@ -290,7 +263,7 @@ def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.
         raise TfpruneError(
             f"model '{model.name}' has no channel group that can be gated; "
             "see tfprune.analyze(model).summary() for why.")
-    serialized = _plain_serialized(model) if not isinstance(model, keras.Sequential) \
+    serialized = functional_serialized(model) if not isinstance(model, keras.Sequential) \
         else _functional_serialized(model, graph)
     config = serialized["config"]
     entries = config["layers"]
@@ -314,11 +287,11 @@ def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.
             "config": {"name": name, "trainable": True, "dtype": dtype,
                        "initial_value": 1.0},
             "inbound_nodes": calls}))
-    _rewire(entries, _output_histories(config), mapping)
+    rewire_calls(entries, output_histories(config), mapping)
     for after, entry in sorted(inserts, key=lambda t: -t[0]):
         entries.insert(after + 1, entry)
     plain = keras.saving.deserialize_keras_object(serialized)
-    _copy_weights_by_name(model, plain, skip={e["name"] for _, e in inserts})
+    copy_weights_by_name(model, plain, skip={e["name"] for _, e in inserts})
     return GatedModel(*_structure(plain), name=model.name,
                       target_macs=macs, target_params=params, weight=weight,
                       threshold=threshold)
@@ -345,60 +318,7 @@ def _functional_serialized(model, graph):
     for layer in model.layers:
         x = layer(x)
     functional = keras.Model(inputs, x, name=model.name)
-    return _plain_serialized(functional)
-
-
-def fold_gates(model):
-    """The model without its gates, their factors folded into the weights.
-
-    Args:
-        model: a model with `ChannelGate` layers (e.g. from `attach`).
-
-    Returns:
-        A plain functional `keras.Model` computing the same function, or
-        `model` itself when it has no gates.
-    """
-    graph = analyze(model)
-    gate_nodes = [n for n in graph.nodes if n.class_name == GATE]
-    if not gate_nodes:
-        return model
-    serialized = _plain_serialized(model)
-    config = serialized["config"]
-    gate_names = {n.path[-1] for n in gate_nodes}
-    mapping = {}
-    for node in gate_nodes:
-        index = int(node.outputs[0].rsplit(":", 2)[1])
-        mapping[(node.path[-1], index, 0)] = tuple(history_of(node.inputs[0]))
-    config["layers"] = [e for e in config["layers"]
-                        if (e.get("name") or e["config"]["name"]) not in gate_names]
-    _rewire(config["layers"], _output_histories(config), mapping)
-    plain = keras.saving.deserialize_keras_object(serialized)
-    _copy_weights_by_name(model, plain)
-    producer_of = {key: n for n in graph.nodes for key in n.outputs}
-    for node in gate_nodes:
-        factors = keras.ops.convert_to_numpy(node.layer.gate)
-        producer = producer_of[node.inputs[0]]
-        _scale_outputs(plain.get_layer(producer.path[-1]), producer.class_name, factors)
-    return plain
-
-
-def _scale_outputs(layer, class_name, factors):
-    """Multiplies a layer's output channels by `factors`, in its weights."""
-    values = {}
-    for w in layer.weights:
-        value = keras.ops.convert_to_numpy(w)
-        if class_name == "BatchNormalization":
-            if w.name in ("gamma", "beta"):
-                value = value * factors
-        else:
-            axis = LAYOUTS[class_name][w.name].output_axis
-            if axis is not None:
-                shape = [1] * value.ndim
-                shape[axis] = -1
-                value = value * factors.reshape(shape)
-        values[w.name] = value
-    for w in layer.weights:
-        w.assign(values[w.name])
+    return functional_serialized(functional)
 
 
 def gate_scores(model):
@@ -442,3 +362,61 @@ def plan(model, target_macs=None, target_params=None, round_to=1):
             for g in graph.groups}
     return fit_plan(graph, full, target_macs=target_macs, target_params=target_params,
                     scope="global", round_to=round_to, normalize=False)
+
+
+class HolisticBudget(keras.callbacks.Callback):
+    """Ramps a `GatedModel`'s budget and writes its size into the logs.
+
+    The budget asked of the model moves linearly from the full size to the
+    target over the first `ramp_epochs` epochs (0: the whole target from
+    the first step). Adds `macs`, `params`, `macs_ratio`, `params_ratio`
+    (against the model before gating) and `budget_loss` to `logs` at the
+    end of every epoch. Place it before `CSVLogger` / `TensorBoard` in the
+    callbacks list.
+
+    Args:
+        ramp_epochs: epochs over which the target is reached.
+
+    Example:
+
+    ```python
+    gated.fit(train, epochs=5, callbacks=[tfprune.callbacks.HolisticBudget(),
+                                           keras.callbacks.CSVLogger("hfp.csv")])
+    ```
+    """
+
+    def __init__(self, ramp_epochs=1):
+        super().__init__()
+        self.ramp_epochs = float(ramp_epochs)
+        self._base = None
+        self._steps = None
+        self._step = 0
+
+    def on_train_begin(self, logs=None):
+        if not hasattr(self.model, "budget"):
+            raise TypeError(
+                "HolisticBudget needs a model made by tfprune.hfp.attach(...).")
+        self._base = cost(fold_gates(self.model))
+        self._steps = self.params.get("steps") if self.params else None
+        self._set_progress()
+
+    def _set_progress(self):
+        if self.ramp_epochs <= 0 or not self._steps:
+            progress = 1.0
+        else:
+            progress = min(1.0, self._step / (self.ramp_epochs * self._steps))
+        self.model.budget_progress.assign(progress)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        self._set_progress()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        params, macs = self.model.budget_cost()
+        logs["macs"] = macs
+        logs["params"] = params
+        logs["macs_ratio"] = macs / self._base.macs
+        logs["params_ratio"] = params / self._base.params
+        logs["budget_loss"] = float(keras.ops.convert_to_numpy(self.model.budget.loss()))

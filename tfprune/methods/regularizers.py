@@ -25,8 +25,8 @@ import dataclasses
 import keras
 import numpy as np
 
-from tfprune.graph import ChannelGraph, analyze
-from tfprune.layouts import LAYOUTS
+from tfprune.core.graph import ChannelGraph, analyze
+from tfprune.core.layouts import LAYOUTS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """`tfprune.prune`: one call from a model and a target to a plan."""
 
-from tfprune.budget import fit_plan
-from tfprune.graph import ChannelGraph, analyze
-from tfprune.importance import CRITERIA
+from tfprune.core.graph import ChannelGraph, analyze
+from tfprune.ranking.budget import fit_plan
+from tfprune.ranking.importance import CRITERIA
 
 
 def prune(model, method="l1", target_macs=None, target_params=None,

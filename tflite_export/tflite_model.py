@@ -164,7 +164,7 @@ def read(content):
     return schema.ModelT.InitFromObj(schema.Model.GetRootAs(content, 0))
 
 
-def inspect(content):
+def model_info(content):
     """Ops, inputs, outputs, MACs and quantization of a `.tflite` model.
 
     Args:
@@ -176,7 +176,7 @@ def inspect(content):
     Example:
 
     ```python
-    info = inspect(open("slim.tflite", "rb").read())
+    info = model_info(open("slim.tflite", "rb").read())
     print(info.macs, info.op_counts)
     ```
     """
@@ -273,7 +273,7 @@ def single_op_models(content):
                        for t in ins):
             const_nodes.add(i)
 
-    info = inspect(content)
+    info = model_info(content)
     for i, node in enumerate(graph.operators or []):
         if i in const_nodes:
             continue

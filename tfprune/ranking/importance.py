@@ -9,7 +9,7 @@ together, as Torch-Pruning's group importance does.
 import keras
 import numpy as np
 
-from tfprune.layouts import LAYOUTS
+from tfprune.core.layouts import LAYOUTS
 
 
 def _per_output_channel(node, p):

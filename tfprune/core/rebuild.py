@@ -16,10 +16,10 @@ import copy
 import keras
 import numpy as np
 
+from tfprune.core.graph import MODEL_CLASSES, analyze, get_operation
+from tfprune.core.layouts import LAYOUTS, slice_weight, zero_inputs
+from tfprune.core.plan import PruningPlan
 from tfprune.errors import InvalidPlanError, TfpruneError
-from tfprune.graph import MODEL_CLASSES, analyze, get_operation
-from tfprune.layouts import LAYOUTS, slice_weight, zero_inputs
-from tfprune.plan import PruningPlan
 
 
 def _layer_entries(config, prefix=()):
@@ -154,7 +154,7 @@ def rebuild(model, plan, custom_objects=None):
     ```
     """
     if any(type(layer).__name__ == "ChannelGate" for layer in model.layers):
-        from tfprune.hfp import fold_gates
+        from tfprune.core.gates import fold_gates
 
         model = fold_gates(model)  # gate factors go into the producers' weights
     plan = _check_plan(model, plan)
@@ -188,3 +188,19 @@ def zero_out(model, plan, custom_objects=None):
     _copy_weights(copy_, graph, plan.masks(), zero_inputs)
     return copy_
 
+
+def weight_slicers(graph, masks):
+    """Weight key -> the slicing `rebuild` applies to that weight."""
+    out = {}
+    for node in graph.nodes:
+        layout = LAYOUTS.get(node.class_name)
+        if (layout is None or not node.first_call or node.kind == "barrier"
+                or isinstance(node.layer, keras.Model)):
+            continue
+        in_mask, out_mask = masks[node.inputs[0]], masks[node.outputs[0]]
+        repeat = int(node.config.get("depth_multiplier", 1) or 1)
+        for w in node.layer.weights:
+            axes = layout[w.name]
+            out[(node.path, w.name)] = (
+                lambda v, a=axes, i=in_mask, o=out_mask, r=repeat: slice_weight(v, a, i, o, r))
+    return out

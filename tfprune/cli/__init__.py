@@ -1,0 +1,106 @@
+"""The `tfprune` command line.
+
+    tfprune inspect model.keras
+    tfprune prune model.keras --method l1 --target-macs 0.5 -o slim.keras [--plan plan.json]
+    tfprune export model.keras -o model.tflite --quantize int8 --data fashion_mnist
+    tfprune bench a.tflite [b.tflite ...] [--threads 1] [--runs 100]
+
+Bad input exits with status 2 and a one-line message, never a traceback.
+"""
+
+import argparse
+import os
+import sys
+
+from tfprune.cli import commands
+from tfprune.cli.common import CliError, fraction_or_count, positive_int
+
+__all__ = ["CliError", "main", "parser"]
+
+
+def parser():
+    p = argparse.ArgumentParser(
+        prog="tfprune", description="Structured channel pruning for Keras 3 models.")
+    sub = p.add_subparsers(dest="command", required=True)
+    i = sub.add_parser("inspect", help="channel groups, barriers, params and MACs",
+                       description="Show a model's channel groups, barriers "
+                       "(where pruning stops, and why), params and MACs.")
+    i.add_argument("model", help="a .keras model file")
+    i.set_defaults(func=commands.inspect_model)
+    r = sub.add_parser("prune", help="prune a model to a MACs/params target",
+                       description="Prune a .keras model to a MACs and/or "
+                       "params target and save the slim model.")
+    r.add_argument("model", help="a .keras model file (never modified)")
+    r.add_argument("-o", "--output", help="where to write the pruned .keras model")
+    r.add_argument("--method", default="l1", choices=["l1", "l2", "bn", "hfp", "ga"],
+                   help="l1/l2/bn: channel importance; hfp: train budget gates "
+                   "(needs --data, --epochs); ga: genetic channel search "
+                   "(needs --data) (default: l1)")
+    r.add_argument("--target-macs", type=fraction_or_count,
+                   help="fraction of the original MACs (<= 1) or a MACs count")
+    r.add_argument("--target-params", type=fraction_or_count,
+                   help="fraction of the original params (<= 1) or a count")
+    r.add_argument("--scope", default="global", choices=["global", "uniform"])
+    r.add_argument("--round-to", type=int, default=1,
+                   help="keep widths multiples of N (default 1)")
+    r.add_argument("--plan", help="also write the plan as JSON to this file")
+    r.add_argument("--from-plan", help="rebuild from this plan JSON instead of "
+                   "searching")
+    r.add_argument("--data", help="data set for hfp/ga, e.g. fashion_mnist")
+    r.add_argument("--epochs", type=positive_int, default=2,
+                   help="hfp: epochs of gate training (default 2)")
+    r.add_argument("--generations", type=positive_int, default=30,
+                   help="ga: generations per group (default 30)")
+    r.add_argument("--limit", type=positive_int, help="use the first N training images")
+    r.set_defaults(func=commands.prune)
+    t = sub.add_parser("train", help="train a zoo model from scratch while pruning it",
+                       description="PruneTrain: train with group lasso and remove "
+                       "dead channels every few epochs.")
+    t.add_argument("--method", default="prunetrain", choices=["prunetrain"])
+    t.add_argument("--model", required=True, help="a tfprune.zoo name, e.g. resnet20")
+    t.add_argument("--data", default="fashion_mnist")
+    t.add_argument("--epochs", type=positive_int, default=30)
+    t.add_argument("-o", "--output")
+    t.add_argument("--penalty-ratio", type=float, default=0.2)
+    t.add_argument("--reconfigure-every", type=positive_int, default=5)
+    t.add_argument("--threshold", type=float, default=1e-4)
+    t.add_argument("--batch-size", type=positive_int, default=128)
+    t.add_argument("--lr", type=float, default=0.1, help="peak learning rate")
+    t.add_argument("--checkpoint-dir", help="resume here if interrupted")
+    t.add_argument("--limit", type=positive_int, help="first N images per split")
+    t.add_argument("--dynamic-batch", action="store_true")
+    t.set_defaults(func=commands.train)
+    for plugin in _plugins():
+        plugin(sub)
+    return p
+
+
+def _plugins():
+    """Commands other packages add (`tflite_export` adds export and bench).
+
+    They are found through the `tfprune.cli` entry-point group, so tfprune
+    itself never imports them.
+    """
+    from importlib.metadata import entry_points
+
+    return [ep.load() for ep in sorted(entry_points(group="tfprune.cli"),
+                                       key=lambda ep: ep.name)]
+
+
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tfprune.errors import TfpruneError
+
+    try:
+        return args.func(args)
+    except (CliError, TfpruneError, OSError, ValueError, KeyError) as e:
+        message = str(e).strip().strip('"') or type(e).__name__
+        print(f"tfprune: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""tfprune's own commands: inspect, prune, train."""
+
+import os
+
+from tfprune.cli.common import CliError, fmt_count, load_model
+
+
+def inspect_model(args):
+    import tfprune
+
+    model = load_model(args.model)
+    graph = tfprune.analyze(model)
+    total = tfprune.cost(graph)
+    print(f"model '{model.name}': {fmt_count(total.params)} params, "
+          f"{fmt_count(total.macs)} MACs, {len(graph.groups)} channel groups "
+          f"({len(graph.prunable_groups)} prunable), "
+          f"{len(graph.barriers)} barriers")
+    print()
+    print(graph.summary())
+    print()
+    print(f"{'layer':<40} {'class':<22} {'params':>12} {'MACs':>15}")
+    for node in graph.nodes:
+        lc = total.per_layer[node.name]
+        if node.first_call and (lc.params or lc.macs):
+            print(f"{node.name:<40} {node.class_name:<22} {fmt_count(lc.params):>12} "
+                  f"{fmt_count(lc.macs):>15}")
+    return 0
+
+
+def prune(args):
+    import tfprune
+
+    if args.output is None:
+        raise CliError("give the output file with -o slim.keras")
+    if os.path.abspath(args.output) == os.path.abspath(args.model):
+        raise CliError("the output would overwrite the input model; choose "
+                        "another -o path")
+    if args.target_macs is None and args.target_params is None and not args.from_plan:
+        raise CliError("give --target-macs and/or --target-params (or --from-plan)")
+    model = load_model(args.model)
+    graph = tfprune.analyze(model)
+    if args.from_plan:
+        with open(args.from_plan) as f:
+            plan = tfprune.PruningPlan.from_json(f.read(), graph)
+    elif args.method in ("hfp", "ga"):
+        plan, model = _trained_plan(args, model, graph)
+    else:
+        plan = tfprune.prune(graph, method=args.method, target_macs=args.target_macs,
+                             target_params=args.target_params, scope=args.scope,
+                             round_to=args.round_to)
+    slim = tfprune.rebuild(model, plan)
+    before, after = tfprune.cost(graph), tfprune.cost(slim)
+    tmp = args.output + ".partial.keras"
+    slim.save(tmp)
+    os.replace(tmp, args.output)  # never leave a half-written file behind
+    if args.plan:
+        with open(args.plan, "w") as f:
+            f.write(plan.to_json(indent=1))
+    print(f"{'':<8} {'params':>14} {'MACs':>16}")
+    print(f"{'before':<8} {fmt_count(before.params):>14} {fmt_count(before.macs):>16}")
+    print(f"{'after':<8} {fmt_count(after.params):>14} {fmt_count(after.macs):>16}")
+    print(f"{'ratio':<8} {after.params / before.params:>14.3f} "
+          f"{after.macs / before.macs:>16.3f}")
+    print(f"wrote {args.output}" + (f" and {args.plan}" if args.plan else ""))
+    return 0
+
+
+def _trained_plan(args, model, graph):
+    """Plans that need data: HFP trains gates, the GA searches on samples.
+
+    Returns (plan, the model to rebuild: the gated one for HFP).
+    """
+    import keras
+    import numpy as np
+
+    import tfprune
+    from tfprune import datasets
+
+    if not args.data:
+        raise CliError(f"--method {args.method} needs --data (e.g. --data fashion_mnist)")
+    if args.method == "hfp":
+        train = datasets.load(args.data, split="train", batch_size=128, augment=True,
+                              limit=args.limit)
+        gated = tfprune.hfp.attach(model, target_macs=args.target_macs,
+                                   target_params=args.target_params)
+        gated.compile(keras.optimizers.SGD(0.02, momentum=0.9, nesterov=True),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        gated.fit(train, epochs=args.epochs, verbose=2,
+                  callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=1)])
+        return tfprune.hfp.plan(gated, round_to=args.round_to), gated
+    x, y = datasets.load(args.data, split="train", as_numpy=True, limit=args.limit)
+    idx = np.random.default_rng(0).choice(len(x), min(len(x), 512), replace=False)
+    search = tfprune.search.GeneticChannelSearch(
+        model, (x[idx], y[idx]), target_macs=args.target_macs,
+        target_params=args.target_params, round_to=args.round_to,
+        generations=args.generations)
+    return search.run(), model
+
+
+def train(args):
+    from tfprune.cli.train import train_zoo_model
+
+    return train_zoo_model(
+        args.model, args.data, args.epochs, args.output,
+        penalty_ratio=args.penalty_ratio, reconfigure_every=args.reconfigure_every,
+        threshold=args.threshold, batch_size=args.batch_size, learning_rate=args.lr,
+        checkpoint_dir=args.checkpoint_dir, limit=args.limit,
+        dynamic_batch=args.dynamic_batch)

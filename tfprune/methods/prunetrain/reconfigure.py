@@ -1,0 +1,81 @@
+"""Reconfiguration: physically remove dead channels and dead branches."""
+
+import dataclasses
+
+from tfprune.core.branches import find_dead_branches, remove_branches
+from tfprune.core.graph import analyze
+from tfprune.core.optimizer_state import load_optimizer_state, new_optimizer, optimizer_state
+from tfprune.core.rebuild import rebuild, weight_slicers
+from tfprune.methods.prunetrain.dead import channel_magnitudes, dead_channels, keep_alive
+
+
+@dataclasses.dataclass
+class Reconfiguration:
+    """What `reconfigure` did.
+
+    Attributes:
+        model: the reconfigured model (the input model when nothing died).
+        optimizer: the optimizer for it, with every slot carried over (None
+            when none was given).
+        removed_branches: names of the `Add` layers that lost a branch.
+        removed_channels: number of channels removed from the groups that
+            remain (those of removed branches not counted).
+        changed: whether the model changed.
+    """
+
+    model: object
+    optimizer: object
+    removed_branches: list
+    removed_channels: int
+    changed: bool
+
+
+def reconfigure(model, optimizer=None, threshold=1e-4, custom_objects=None,
+                drop_branches=True):
+    """Removes dead channels and dead residual branches from `model`.
+
+    Args:
+        model: a functional or Sequential `keras.Model` (not modified).
+        optimizer: optional optimizer training `model`; a new one of the
+            same config is returned, built for the new model, with every
+            slot sliced like its weight and the step counter copied.
+        threshold: a weight below this in absolute value counts as zero.
+        custom_objects: as for `tfprune.rebuild`.
+        drop_branches: remove dead residual branches. A dead branch still
+            adds a constant (its last BatchNorm's shift), lost with it; with
+            `False` such a branch keeps one channel and the model computes
+            what it computed (use it when no training follows).
+
+    Returns:
+        A `Reconfiguration`.
+
+    Example:
+
+    ```python
+    step = tfprune.prunetrain.reconfigure(model, model.optimizer)
+    model = step.model
+    model.compile(step.optimizer, loss, metrics=["accuracy"])
+    ```
+    """
+    if threshold < 0:
+        raise ValueError(f"threshold must be >= 0, got {threshold}.")
+    graph = analyze(model)
+    dead = dead_channels(graph, threshold)
+    branches = find_dead_branches(graph, dead) if drop_branches else []
+    source = model
+    if branches:
+        source = remove_branches(model, branches)
+        graph = analyze(source)
+    peak = channel_magnitudes(graph)
+    plan = graph.plan(keep_alive(graph, peak, peak < threshold))
+    if not branches and plan.is_identity:
+        return Reconfiguration(model, optimizer, [], 0, False)
+    new = source if plan.is_identity else rebuild(source, plan, custom_objects)
+    carried = None
+    if optimizer is not None:
+        carried = load_optimizer_state(
+            new_optimizer(optimizer), new, optimizer_state(optimizer, model),
+            weight_slicers(graph, plan.masks()))
+    removed = graph.num_channels - int(plan.kept_channels.sum())
+    return Reconfiguration(new, carried, sorted({b.add for b in branches}),
+                           removed, True)

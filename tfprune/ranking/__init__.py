@@ -1,0 +1,1 @@
+"""Channel importance criteria, and fitting a plan to a params/MACs budget."""
