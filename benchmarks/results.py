@@ -237,15 +237,31 @@ def extend(rows, path=RESULTS, report=True):
     lines = "".join(json.dumps(r, default=_plain) + "\n" for r in stored)
     with open(path + ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        with open(path, "a") as f:
-            f.write(lines)
+        with open(path, "a+b") as f:
+            if f.tell():  # a last line without its newline (an edit by hand)
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    lines = "\n" + lines
+            f.write(lines.encode())
             f.flush()
             os.fsync(f.fileno())
         if report and os.path.abspath(path) == RESULTS:
-            from benchmarks import report as report_module
-
-            report_module.write(load(path))
+            _rewrite_report(path)
     return stored
+
+
+def _rewrite_report(path):
+    """BENCHMARKS.md and its figures from the log. A failure here must not end
+    a long benchmark run whose rows are already safe: it is reported and the
+    report can be rewritten later with `python -m benchmarks.report`."""
+    from benchmarks import report
+
+    try:
+        report.write(load(path))
+    except Exception as e:  # the rows are saved: say so and go on
+        print(f"benchmarks.results: rows saved to {path}, but BENCHMARKS.md was not "
+              f"rewritten ({type(e).__name__}: {e}); run `python -m benchmarks.report`",
+              file=sys.stderr)
 
 
 def append(row, path=RESULTS, report=True):

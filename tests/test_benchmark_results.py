@@ -154,6 +154,26 @@ def test_append_to_the_log_rewrites_the_report(tmp_path, monkeypatch):
     assert [[r["test_acc"] for r in rows] for rows in written] == [[0.9], [0.9, 0.8, 0.85]]
 
 
+def test_append_after_a_line_without_newline(tmp_path):
+    log = tmp_path / "results.jsonl"
+    log.write_text('{"kind": "tool", "model": "m", "method": "a"}')
+    results.append({"kind": "tool", "model": "m", "method": "b"}, path=str(log))
+    assert [r["method"] for r in results.load(str(log))] == ["a", "b"]
+
+
+def test_a_failing_report_keeps_the_row(tmp_path, monkeypatch, capsys):
+    log = str(tmp_path / "results.jsonl")
+    monkeypatch.setattr(results, "RESULTS", log)
+
+    def broken(rows):
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr(report, "write", broken)
+    results.append(_acc("l1", 0.5, 0.9), path=log)
+    assert [r["test_acc"] for r in results.load(log)] == [0.9]
+    assert "RuntimeError: no fonts" in capsys.readouterr().err
+
+
 def test_row_may_not_bring_its_own_provenance(tmp_path):
     log = str(tmp_path / "results.jsonl")
     with pytest.raises(ValueError, match="'machine'"):
