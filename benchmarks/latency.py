@@ -14,8 +14,9 @@ to multiples of 8 and of 16, and with uniform fractions per layer (widths
 rounded to 8 and 16); export original and pruned models as float32 and full-int8 `.tflite`; time
 all files of one model in the same process, interleaved, with 1 and 2
 threads (LiteRT interpreter, XNNPACK). Rows are appended to
-benchmarks/results.jsonl (`kind: "latency"`) and shown in BENCHMARKS.md; per-op profiles of the original and
-the 50% models go to benchmarks/profiles.md.
+benchmarks/results.jsonl (`kind: "latency"`) and shown in BENCHMARKS.md;
+per-op profiles of the original and the 50% models go to
+benchmarks/profiles.md.
 
 Peer row (needs the `[bench]` extra): tensorflow-model-optimization's
 `prune_low_magnitude` at 50% sparsity on a `tf_keras` twin of ResNet-20
@@ -197,7 +198,6 @@ def _tfmot_twin(model, calib):
                 f.write(content)
             files.append({
                 "path": path, "method": "tfmot prune_low_magnitude", "target": 0.5,
-                "framework": "tfmot",
                 "scope": None, "round_to": None, "quantization": quantization,
                 "macs": tflite_export.model_info(content).macs,
                 "params": int(stripped.count_params()), "macs_ratio": 1.0,
@@ -275,8 +275,6 @@ def _time(name, files, threads, runs, warmup, weights):
             # load average says how much there was.
             "load_avg": round(os.getloadavg()[0], 2),
         }
-        if f.get("framework"):
-            row["framework"] = f["framework"]
         if "sparsity" in f:
             row["sparsity"] = f["sparsity"]
         rows.append(row)
