@@ -39,7 +39,7 @@ def row(model_name, method, target, base, base_acc, slim, acc, extra):
             "scope": None, "round_to": None, "params": c.params, "macs": c.macs,
             "params_ratio": round(c.params / b.params, 4),
             "macs_ratio": round(c.macs / b.macs, 4), "test_acc": round(acc, 4),
-            "baseline_acc": round(base_acc, 4), "machine": protocol.machine(), **extra}
+            "baseline_acc": round(base_acc, 4), **extra}
 
 
 def selection(model_name, target, calib, test, limit, target_params=None):
@@ -75,8 +75,7 @@ def selection(model_name, target, calib, test, limit, target_params=None):
                      "target": target, "target_params": target_params,
                      "reconstruction_error": round(err, 4),
                      "acc_before_finetune": round(acc, 4),
-                     "search_s": round(wall, 1) if name == "ga" else None,
-                     "machine": protocol.machine()})
+                     "search_s": round(wall, 1) if name == "ga" else None})
         print(rows[-1])
     return rows, ga_plan, base, base_acc, sens
 
@@ -95,7 +94,7 @@ def fitness_cost(model_name, target, calib, test, sens, base):
         out.append({"kind": "fitness", "model": model_name, "method": fitness,
                     "target": target, "search_s": round(wall, 1),
                     "acc_before_finetune": round(acc, 4),
-                    "calls": dict(s.fitness_calls), "machine": protocol.machine()})
+                    "calls": dict(s.fitness_calls)})
     for r in out:
         r["time_ratio_vs_real_loss"] = round(r["search_s"] / out[1]["search_s"], 3)
         print(r)
@@ -117,9 +116,9 @@ def main(argv=None):
     calib = calibration(512 if a.limit is None else min(a.limit, 256))
     write = a.limit is None
 
-    def save(r, keys=("kind", "model", "method", "target")):
+    def save(r):
         if write:
-            results.append(r, replace_keys=keys)
+            results.append(r)
 
     targets_of = {"resnet20": (0.5, 0.33), "vgg11": (0.33,)}
     for model_name in a.models:
@@ -144,8 +143,7 @@ def main(argv=None):
                          "search_s": search_s,
                          "wall_s": round(search_s + time.perf_counter() - start, 1)})
                 print(r)
-                if write:
-                    results.append(r)
+                save(r)
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def run(model_name, target, weight, limit=None):
                "baseline_acc": round(base_acc, 4),
                "epochs": f"{protocol.BASELINE_EPOCHS}+{GATE_EPOCHS}+{protocol.FINETUNE_EPOCHS}",
                "wall_s": round(gate_wall + time.perf_counter() - t0, 1),
-               "budget_weight": weight, "machine": protocol.machine()}
+               "budget_weight": weight}
         print(row)
         rows.append(row)
     return rows
@@ -127,11 +127,10 @@ def main(argv=None):
             row = {"kind": "steptime", "model": model_name, "method": "hfp gated vs plain",
                    "ratio": round(ratio, 3),
                    "plain_ms": round(1000 * statistics.median(times["plain"]), 1),
-                   "gated_ms": round(1000 * statistics.median(times["gated"]), 1),
-                   "machine": protocol.machine()}
+                   "gated_ms": round(1000 * statistics.median(times["gated"]), 1)}
             print(row)
             if a.limit is None:
-                results.append(row, replace_keys=("kind", "model", "method"))
+                results.append(row)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ tfprune's default) with widths free (`round_to=1`, the default) and rounded
 to multiples of 8 and of 16, and with uniform fractions per layer (widths
 rounded to 8 and 16); export original and pruned models as float32 and full-int8 `.tflite`; time
 all files of one model in the same process, interleaved, with 1 and 2
-threads (LiteRT interpreter, XNNPACK). Rows go to benchmarks/results.json
-(`kind: "latency"`) and BENCHMARKS.md; per-op profiles of the original and
-the 50% models go to benchmarks/profiles.md.
+threads (LiteRT interpreter, XNNPACK). Rows are appended to
+benchmarks/results.jsonl (`kind: "latency"`) and shown in BENCHMARKS.md;
+per-op profiles of the original and the 50% models go to
+benchmarks/profiles.md.
 
 Peer row (needs the `[bench]` extra): tensorflow-model-optimization's
 `prune_low_magnitude` at 50% sparsity on a `tf_keras` twin of ResNet-20
@@ -45,13 +46,11 @@ ROUND_TO = (1, 8, 16)
 # latency, with widths rounded as a phone's kernels like them.
 SCOPES = (("global", ROUND_TO), ("uniform", (8, 16)))
 QUANTIZATIONS = ("none", "int8")
-REPLACE_KEYS = ("kind", "model", "method", "target", "scope", "round_to",
-                "quantization", "threads")
 
 
 def _small(name):
     """A Fashion-MNIST model: the trained baseline if cached, else random."""
-    path = os.path.join(protocol.CACHE_DIR, f"{name}_e{protocol.BASELINE_EPOCHS}.keras")
+    path = protocol.baseline_path(name)
     if os.path.exists(path):
         return keras.saving.load_model(path, compile=False), "trained"
     protocol.set_seed()
@@ -275,7 +274,6 @@ def _time(name, files, threads, runs, warmup, weights):
             # Other work on the machine slows the runs down; the 1-minute
             # load average says how much there was.
             "load_avg": round(os.getloadavg()[0], 2),
-            "machine": protocol.machine(),
         }
         if "sparsity" in f:
             row["sparsity"] = f["sparsity"]
@@ -365,7 +363,7 @@ def main(argv=None):
                   "nodes of the compared files interleaved, median of the "
                   "runs); the interpreter's Python API has no per-op "
                   "profiler. "
-                  f"Machine: {protocol.machine()}.", ""]
+                  f"Machine: {results.machine()}.", ""]
     for name in a.models:
         print(f"{name}: build, prune, export", flush=True)
         model, weights = MODELS[name]()
@@ -378,10 +376,10 @@ def main(argv=None):
             files += peer
         runs = a.runs or (200 if name == "mobilenet_v2" else 300)
         for threads in [] if a.profile_only else a.threads:
-            for row in _time(name, files, threads, runs, warmup=max(10, runs // 10),
-                             weights=weights):
-                if not a.no_write:
-                    results.append(row, replace_keys=REPLACE_KEYS)
+            rows = _time(name, files, threads, runs, warmup=max(10, runs // 10),
+                         weights=weights)
+            if not a.no_write:
+                results.extend(rows)
         if not a.no_profile:
             profile_md += _profiles(name, files, runs=max(10, min(runs, 100)))
     if not a.no_profile:

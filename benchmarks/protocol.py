@@ -5,11 +5,16 @@ images, the 10,000-image test set, standardised with the training mean/std,
 random flip and 2-pixel shift while training), the optimiser (SGD, Nesterov
 momentum 0.9, weight decay 5e-4, one-cycle learning rate), the epochs (8 for
 baselines, 3 for fine-tuning at a peak of 0.05), and cached baselines.
+
+A cached baseline is named by a hash of the model's config and of the
+protocol's settings that shape its training (`baseline_key`), so a change to
+either trains a new baseline instead of reusing a stale one.
 """
 
+import hashlib
+import json
 import math
 import os
-import platform
 import time
 
 import keras
@@ -25,6 +30,8 @@ BASELINE_PEAK_LR = 0.1
 FINETUNE_EPOCHS = 3
 FINETUNE_PEAK_LR = 0.05
 WEIGHT_DECAY = 5e-4
+MOMENTUM = 0.9
+WARMUP = 0.3
 
 # Models benchmarked, built for 28x28x1 Fashion-MNIST and 10 classes.
 MODELS = {
@@ -43,7 +50,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         warmup: fraction of the steps spent warming up.
     """
 
-    def __init__(self, peak, total_steps, warmup=0.3):
+    def __init__(self, peak, total_steps, warmup=WARMUP):
         self.peak = float(peak)
         self.total_steps = int(total_steps)
         self.warmup = float(warmup)
@@ -62,19 +69,6 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup": self.warmup}
 
 
-def machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}"
-
-
 def data(limit=None, train_images=None, batch_size=BATCH):
     """(train dataset, test dataset) under the protocol.
 
@@ -88,10 +82,10 @@ def data(limit=None, train_images=None, batch_size=BATCH):
 
 
 def optimizer(peak_lr, epochs, steps_per_epoch):
-    """The protocol's SGD: Nesterov momentum 0.9, weight decay, one-cycle LR."""
+    """The protocol's SGD: Nesterov momentum, weight decay, one-cycle LR."""
     return keras.optimizers.SGD(
         learning_rate=OneCycle(peak_lr, epochs * steps_per_epoch),
-        momentum=0.9, nesterov=True, weight_decay=WEIGHT_DECAY)
+        momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY)
 
 
 def compile_for_training(model, peak_lr, epochs, steps_per_epoch):
@@ -117,6 +111,35 @@ def accuracy(model, test_ds):
     return float(model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"])
 
 
+def baseline_key(name, epochs=BASELINE_EPOCHS, limit=None):
+    """12 hex digits naming a trained baseline: a SHA-256 of the model's
+    config and of the protocol settings its training uses.
+
+    Args:
+        name: a key of `MODELS`.
+        epochs: training epochs.
+        limit: images per split (smoke tests), or None for the full sets.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown benchmark model {name!r}; choose one of "
+                         f"{', '.join(sorted(MODELS))}")
+    settings = {
+        "model": MODELS[name]().get_config(),
+        "protocol": {"dataset": "fashion_mnist", "augment": True, "seed": SEED,
+                     "batch": BATCH, "epochs": epochs, "limit": limit,
+                     "peak_lr": BASELINE_PEAK_LR, "warmup": WARMUP,
+                     "momentum": MOMENTUM, "nesterov": True,
+                     "weight_decay": WEIGHT_DECAY},
+    }
+    blob = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def baseline_path(name, epochs=BASELINE_EPOCHS, limit=None):
+    """Where the trained baseline of `name` is cached (it may not exist yet)."""
+    return os.path.join(CACHE_DIR, f"{name}_{baseline_key(name, epochs, limit)}.keras")
+
+
 def baseline(name, train_ds=None, test_ds=None, epochs=BASELINE_EPOCHS, limit=None):
     """The trained baseline of `name`, from the cache or trained now.
 
@@ -124,15 +147,15 @@ def baseline(name, train_ds=None, test_ds=None, epochs=BASELINE_EPOCHS, limit=No
         (model, test accuracy, wall seconds spent training now or before).
     """
     os.makedirs(CACHE_DIR, exist_ok=True)
-    tag = f"{name}_e{epochs}" + (f"_n{limit}" if limit else "")
-    path = os.path.join(CACHE_DIR, f"{tag}.keras")
-    meta = path + ".txt"
-    if train_ds is None:
-        train_ds, test_ds = data(limit)
+    path = baseline_path(name, epochs, limit)
+    meta = path + ".json"
     if os.path.exists(path) and os.path.exists(meta):
         model = keras.saving.load_model(path, compile=False)
-        acc, wall = (float(v) for v in open(meta).read().split())
-        return model, acc, wall
+        with open(meta) as f:
+            info = json.load(f)
+        return model, info["test_acc"], info["wall_s"]
+    if train_ds is None:
+        train_ds, test_ds = data(limit)
     keras.utils.set_random_seed(SEED)
     model = MODELS[name]()
     wall = train(model, train_ds, epochs, BASELINE_PEAK_LR)
@@ -140,8 +163,10 @@ def baseline(name, train_ds=None, test_ds=None, epochs=BASELINE_EPOCHS, limit=No
     tmp = path + ".tmp.keras"
     model.save(tmp)
     os.replace(tmp, path)  # a killed run never leaves a half-written cache
-    with open(meta, "w") as f:
-        f.write(f"{acc} {wall}")
+    with open(meta + ".tmp", "w") as f:
+        json.dump({"model": name, "epochs": epochs, "limit": limit, "test_acc": acc,
+                   "wall_s": wall, "key": baseline_key(name, epochs, limit)}, f)
+    os.replace(meta + ".tmp", meta)
     return model, acc, wall
 
 

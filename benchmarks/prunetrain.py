@@ -28,7 +28,7 @@ Usage:
         --epochs 30 --reconfigure-every 5 --train-images 15000 --batch-size 32
     python -m benchmarks.prunetrain --limit 512 --epochs 2   # smoke test: prints, writes no row
 
-Rows (kind "prunetrain") go to benchmarks/results.json.
+Rows (kind "prunetrain") are appended to benchmarks/results.jsonl.
 """
 
 import argparse
@@ -39,8 +39,6 @@ import tfprune
 from benchmarks import protocol, results
 from tfprune import datasets, prunetrain
 
-REPLACE_KEYS = ("kind", "model", "method", "penalty_ratio", "epochs",
-                "reconfigure_every", "dynamic_batch", "train_images", "batch_size")
 DEFAULT_RATIOS = (0.1, 0.2, 0.4)
 DEFAULT_RECONFIGURE_EVERY = 2
 
@@ -68,8 +66,7 @@ def run(model_name, ratios=DEFAULT_RATIOS, epochs=protocol.BASELINE_EPOCHS,
     samples = (limit or train_images
                or datasets.info("fashion_mnist")["num_examples"]["train"])
     common = {"kind": "prunetrain", "model": model_name, "epochs": epochs,
-              "train_images": samples, "batch_size": batch_size,
-              "machine": protocol.machine()}
+              "train_images": samples, "batch_size": batch_size}
 
     protocol.set_seed()
     dense = protocol.MODELS[model_name]()
@@ -148,7 +145,7 @@ def main(argv=None):
     def on_row(row):
         print(row, flush=True)
         if a.limit is None:  # a killed run keeps the rows already measured
-            results.append(row, replace_keys=REPLACE_KEYS)
+            results.append(row)
 
     rows = []
     for name in a.models:

@@ -1,186 +1,275 @@
-"""benchmarks/results.json (the rows) and BENCHMARKS.md (made from them)."""
+"""The benchmark log: benchmarks/results.jsonl, one JSON row a line, append-only.
 
+A row is what one benchmark measured for one configuration (a model, a
+method, a target, ...). `append` adds it at the end of the file together with
+where it was measured: the git commit and whether the working tree had
+uncommitted changes, the UTC date, the machine and the versions of the
+libraries. Earlier lines are never rewritten: a rerun of a configuration adds
+a new line, and BENCHMARKS.md (`benchmarks.report`) shows the latest row of
+each configuration. Which fields name a configuration is said per kind of
+row in `CONFIG_KEYS`.
+
+Example:
+
+    from benchmarks import results
+
+    results.append({"kind": "accuracy", "framework": "torch-pruning",
+                    "model": "resnet20", "method": "tp-l1-uniform",
+                    "target": 0.5, "macs_ratio": 0.49, "test_acc": 0.92})
+"""
+
+import datetime
 import fcntl
+import importlib.metadata
 import json
 import os
+import platform
+import subprocess
+import sys
 
-HERE = os.path.dirname(__file__)
-RESULTS = os.path.join(HERE, "results.json")
-REPORT = os.path.join(os.path.dirname(HERE), "BENCHMARKS.md")
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+RESULTS = os.path.join(HERE, "results.jsonl")
+
+# Defaults of fields that older rows or callers leave out.
+DEFAULTS = {"kind": "accuracy", "framework": "tfprune"}
+
+# The fields that name one configuration, per kind of row; rows of a kind
+# not listed here are told apart by DEFAULT_CONFIG_KEYS. A later row of the
+# same configuration supersedes an earlier one in BENCHMARKS.md; both stay
+# in the log.
+CONFIG_KEYS = {
+    "accuracy": ("framework", "model", "method", "target", "scope", "round_to"),
+    "selection": ("model", "method", "target", "target_params"),
+    "fitness": ("model", "method", "target"),
+    "steptime": ("model", "method"),
+    "tool": ("model", "method"),
+    "prunetrain": ("model", "method", "penalty_ratio", "epochs", "reconfigure_every",
+                   "dynamic_batch", "train_images", "batch_size"),
+    "latency": ("framework", "model", "method", "target", "scope", "round_to",
+                "quantization", "threads"),
+}
+DEFAULT_CONFIG_KEYS = ("framework", "model", "method")
+
+# Fields `append` records itself; a row handed to it must not carry them.
+PROVENANCE_FIELDS = ("commit", "dirty", "dirty_paths", "date", "run", "machine", "cores",
+                     "cpu", "python", "versions")
+
+# Distributions whose versions every row records: name in the row ->
+# distribution names to try, first installed wins.
+VERSIONED = {
+    "tfprune": ("tfprune",),
+    "keras": ("keras",),
+    "tensorflow": ("tensorflow", "tensorflow-cpu", "tf-nightly"),
+    "ai-edge-litert": ("ai-edge-litert", "ai-edge-litert-nightly"),
+    "numpy": ("numpy",),
+}
+
+# Files the benchmarks write themselves: changes to them do not make a
+# measurement's code "dirty".
+OUTPUTS = ("benchmarks/results.jsonl", "BENCHMARKS.md", "benchmarks/figures",
+           "benchmarks/profiles.md")
+
+# One id per process: the rows measured together in one invocation share it.
+_RUN = f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%SZ}-{os.getpid()}"
 
 
-def load():
-    if not os.path.exists(RESULTS):
-        return []
-    with open(RESULTS) as f:
-        return json.load(f)
+def value(row, key):
+    """`row[key]`, or its default when the row leaves it out (old rows)."""
+    return row.get(key, DEFAULTS.get(key))
 
 
-def append(row, replace_keys=("kind", "model", "method", "target", "scope", "round_to")):
-    """Adds a row, replacing an earlier row of the same configuration.
+def config(row):
+    """The configuration a row measures: (kind, values of its CONFIG_KEYS)."""
+    kind = value(row, "kind")
+    keys = CONFIG_KEYS.get(kind, DEFAULT_CONFIG_KEYS)
+    return (kind,) + tuple(json.dumps(value(row, k), sort_keys=True) for k in keys)
 
-    Benchmarks run side by side append to one file: the read-modify-write
-    happens under an exclusive lock, so no process drops another's row.
+
+def latest(rows):
+    """The last row of each configuration, in the order of those last rows."""
+    last = {}
+    for i, row in enumerate(rows):
+        last[config(row)] = i
+    return [rows[i] for i in sorted(last.values())]
+
+
+def first_commits(rows):
+    """Short hashes of the commits that first held rows measured before
+    provenance was recorded (`first_committed_in`), oldest first."""
+    legacy = sorted((r.get("first_committed_at") or "", r["first_committed_in"][:7])
+                    for r in rows if not r.get("commit") and r.get("first_committed_in"))
+    return list(dict.fromkeys(sha for _, sha in legacy))
+
+
+def load(path=RESULTS):
+    """Every row of the log, oldest first.
+
+    Raises:
+        ValueError: a line is not a JSON object (names the file and line).
     """
-    with open(RESULTS + ".lock", "w") as lock:
+    if not os.path.exists(path):
+        return []
+    rows = []
+    with open(path) as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{number}: not a JSON row ({e.msg}); fix or "
+                                 f"remove that line") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: a row must be a JSON object")
+            rows.append(row)
+    return rows
+
+
+def _git(*args):
+    out = subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True,
+                         timeout=30)
+    if out.returncode:
+        raise OSError(out.stderr.strip())
+    return out.stdout
+
+
+def _version(dists):
+    for name in dists:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def machine():
+    """"N cores, CPU model" of this machine (the `machine` field of a row)."""
+    return f"{os.cpu_count()} cores, {_cpu()}"
+
+
+def _cpu():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance():
+    """Where and with what a row is measured now.
+
+    Returns:
+        A dict: `commit` (HEAD's full hash, None outside a git checkout),
+        `dirty` (whether tracked files other than the benchmark outputs
+        differ from HEAD) and `dirty_paths` (the first 20 of them), `date`
+        (UTC, ISO 8601), `run` (shared by the rows of one process),
+        `machine` ("N cores, CPU model"), `cores`, `cpu`, `python`, and
+        `versions` of tfprune, Keras, TensorFlow, LiteRT and NumPy (None
+        where not installed).
+    """
+    try:
+        commit = _git("rev-parse", "HEAD").strip()
+        excluded = [f":(exclude){p}" for p in OUTPUTS]
+        changed = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                       *excluded).splitlines()
+        dirty_paths = [line[3:] for line in changed]
+        dirty = bool(dirty_paths)
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty, dirty_paths = None, None, []
+    tfprune_module = sys.modules.get("tfprune")
+    versions = {name: _version(dists) for name, dists in VERSIONED.items()}
+    if getattr(tfprune_module, "__version__", None):
+        versions["tfprune"] = tfprune_module.__version__  # the code actually run
+    cores, cpu = os.cpu_count(), _cpu()
+    info = {"commit": commit, "dirty": dirty,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "run": _RUN, "machine": f"{cores} cores, {cpu}", "cores": cores, "cpu": cpu,
+            "python": platform.python_version(), "versions": versions}
+    if dirty:
+        info["dirty_paths"] = dirty_paths[:20]
+    return info
+
+
+def _plain(obj):
+    """JSON for NumPy scalars and arrays in rows."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"a row field of type {type(obj).__name__} cannot be written as "
+                    f"JSON; convert it to a number, string, list or dict")
+
+
+def _stamped(row):
+    if not isinstance(row, dict):
+        raise TypeError(f"a row must be a dict, not {type(row).__name__}")
+    clash = [k for k in PROVENANCE_FIELDS if k in row]
+    if clash:
+        raise ValueError(f"row field {clash[0]!r} is recorded by results.append itself; "
+                         f"leave it out of the row")
+    return {**row, **provenance()}
+
+
+def extend(rows, path=RESULTS, report=True):
+    """Appends rows to the log in one locked write; returns them as stored.
+
+    Args:
+        rows: dicts of JSON-compatible values. `kind` (default "accuracy")
+            and the fields of `CONFIG_KEYS[kind]` name the configuration;
+            `framework` defaults to "tfprune" (a peer library's rows say
+            e.g. "torch-pruning"). The fields of `PROVENANCE_FIELDS` are
+            added here and must not be in the rows.
+        path: the log (benchmarks/results.jsonl).
+        report: also rewrite BENCHMARKS.md and its figures from the log
+            (only when `path` is the default log).
+
+    Benchmarks running side by side append to one log: the write happens
+    under an exclusive lock (`path` + ".lock"), and lines already in the
+    file are never touched.
+
+    Example:
+
+        results.extend([row_1thread, row_2threads])
+    """
+    stored = [_stamped(r) for r in rows]
+    lines = "".join(json.dumps(r, default=_plain) + "\n" for r in stored)
+    with open(path + ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = [r for r in load()
-                if any(r.get(k) != row.get(k) for k in replace_keys)]
-        rows.append(row)
-        tmp = RESULTS + f".{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(rows, f, indent=1)
-        os.replace(tmp, RESULTS)
-        write_report(rows)
+        with open(path, "a+b") as f:
+            if f.tell():  # a last line without its newline (an edit by hand)
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    lines = "\n" + lines
+            f.write(lines.encode())
+            f.flush()
+            os.fsync(f.fileno())
+        if report and os.path.abspath(path) == RESULTS:
+            _rewrite_report(path)
+    return stored
 
 
-def _fmt(v, digits=4):
-    if isinstance(v, float):
-        return f"{v:.1f}" if abs(v) >= 100 else f"{v:.{digits}f}"
-    if isinstance(v, int) and abs(v) >= 10000:
-        return f"{v:,}"
-    return "" if v is None else str(v)
+def _rewrite_report(path):
+    """BENCHMARKS.md and its figures from the log. A failure here must not end
+    a long benchmark run whose rows are already safe: it is reported and the
+    report can be rewritten later with `python -m benchmarks.report`."""
+    from benchmarks import report
+
+    try:
+        report.write(load(path))
+    except Exception as e:  # the rows are saved: say so and go on
+        print(f"benchmarks.results: rows saved to {path}, but BENCHMARKS.md was not "
+              f"rewritten ({type(e).__name__}: {e}); run `python -m benchmarks.report`",
+              file=sys.stderr)
 
 
-_ACC_COLUMNS = ("model", "method", "target", "scope", "params", "macs", "params_ratio",
-                "macs_ratio", "acc_before_finetune", "test_acc", "baseline_acc",
-                "budget_error", "epochs", "wall_s", "machine")
-_NAMES = {"acc_before_finetune": "before FT", "target": "target MACs",
-          "budget_error": "budget err", "acc_drop": "Δacc"}
-_SECTIONS = (
-    ("selection", "Genetic search: which channels, at equal widths",
-     "Same widths for every row (the GA's sensitivity allocation); only the "
-     "choice of channels differs, and every row's next layers are re-fitted "
-     "by least squares the same way. Reconstruction error: summed normalised "
-     "residual of the consumers on calibration activations. Accuracy before "
-     "fine-tuning. `search s`: the GA's search time on 2 cores (population 32, "
-     "30 generations).",
-     ("model", "method", "target", "target_params", "reconstruction_error",
-      "acc_before_finetune", "search_s", "machine")),
-    ("fitness", "Genetic search: two-step fitness against real loss",
-     "Population 16, 8 generations, same seed; `two_step` evaluates the "
-     "reconstruction error for every candidate and the real loss for the 2 "
-     "best per generation, `real_loss` the real loss for every candidate. "
-     "Same run, one after the other.",
-     ("model", "method", "target", "search_s", "time_ratio_vs_real_loss",
-      "acc_before_finetune", "calls", "machine")),
-    ("steptime", "Training step: gated against plain",
-     "Median seconds per training step (batch 128) of the gated model (gates "
-     "and budget loss) against a plain clone of the same trained baseline, "
-     "timed in turns in one run (`benchmarks.hfp --parts steptime`).",
-     ("model", "method", "plain_ms", "gated_ms", "ratio", "machine")),
-    ("prunetrain", "PruneTrain against dense training",
-     "Same model, initial weights, epochs and one-cycle schedule (peak 0.1), "
-     "trained from scratch in one run, dense first. `train images` / `batch`: "
-     "the reduced protocol of `benchmarks.prunetrain` (a fixed subset, with the "
-     "batch that keeps the full protocol's 469 steps per epoch); test accuracy "
-     "on the full test set. Training FLOPs: 6 x MACs x samples per epoch at "
-     "the width trained. Wall ratios hold only on an otherwise idle machine; "
-     "CPU seconds (the process, all threads) are less disturbed by other jobs. "
-     "A row that removed nothing (macs ratio 1) did the dense run's work: its "
-     "wall ratio measures the noise and the difference between the two "
-     "training paths, so read the other rows' wall ratios against it.",
-     ("model", "method", "penalty_ratio", "epochs", "reconfigure_every",
-      "train_images", "batch_size", "test_acc", "dense_acc", "acc_drop", "macs_ratio",
-      "params_ratio", "train_flops_ratio", "wall_s", "wall_ratio", "cpu_s",
-      "cpu_ratio", "machine")),
-)
+def append(row, path=RESULTS, report=True):
+    """Appends one row to the log (see `extend`); returns it as stored.
 
+    Example:
 
-def _header(columns):
-    names = [_NAMES.get(c, c.replace("_", " ")) for c in columns]
-    return "| " + " | ".join(names) + " |\n|" + "---|" * len(columns)
-
-
-def _line(row, columns):
-    return "| " + " | ".join(_fmt(row.get(k)) for k in columns) + " |"
-
-
-def write_report(rows=None):
-    rows = load() if rows is None else rows
-    acc_rows = [r for r in rows if r.get("kind", "accuracy") == "accuracy"]
-    tool_rows = [r for r in rows if r.get("kind") == "tool"]
-    latency_rows = [r for r in rows if r.get("kind") == "latency"]
-    out = [
-        "# Benchmarks",
-        "",
-        "Written by `python -m benchmarks.run` from `benchmarks/results.json`; "
-        "do not edit by hand. Protocol: `../shared/BENCHMARK_PROTOCOL.md` "
-        "(Fashion-MNIST, 8-epoch baselines, 3-epoch fine-tuning, SGD Nesterov, "
-        "one-cycle LR).",
-        "",
-        "## Accuracy against MACs",
-        "",
-        "Methods: `l1` (global L1 ranking, `benchmarks.run`), `hfp` / `hfp+kd` "
-        "(Holistic Filter Pruning, fine-tuned without / with distillation, "
-        "`benchmarks.hfp`), `ga+kd` (genetic channel search, distillation, "
-        "`benchmarks.genetic`). `before FT`: test accuracy right after "
-        "pruning; `budget err`: |achieved / target - 1| for HFP. Epochs: "
-        "baseline + pruning-time training + fine-tuning.",
-        "",
-        _header(_ACC_COLUMNS),
-    ]
-    for r in sorted(acc_rows, key=lambda r: (r["model"], r["method"] != "baseline",
-                                             -float(r.get("target") or 1), r["method"])):
-        out.append(_line(r, _ACC_COLUMNS))
-    for kind, title, note, columns in _SECTIONS:
-        chosen = [r for r in rows if r.get("kind") == kind]
-        if chosen:
-            out += ["", f"## {title}", "", note, "", _header(columns)]
-            out += [_line(r, columns) for r in chosen]
-    if tool_rows:
-        out += ["", "## The tool itself", "",
-                "| model | step | median s | runs | machine |", "|---|---|---|---|---|"]
-        for r in tool_rows:
-            out.append(f"| {r['model']} | {r['method']} | {r['median_s']:.3f} | "
-                       f"{r['runs']} | {r['machine']} |")
-    if latency_rows:
-        out += _latency_section(latency_rows)
-    with open(REPORT, "w") as f:
-        f.write("\n".join(out) + "\n")
-
-
-_LATENCY_COLUMNS = (
-    "model", "method", "target", "scope", "round_to", "quantization", "threads",
-    "latency_ms", "p90_ms", "latency_ratio", "min_ratio", "macs_ratio", "time_per_mac",
-    "size_bytes", "gzip_bytes", "top1_agreement", "weights", "load_avg",
-    "machine")
-
-
-def _latency_section(rows):
-    """Latency of original vs pruned .tflite files (benchmarks/latency.py)."""
-    order = {"original": 0, "l1": 1}
-
-    def key(r):
-        return (r["model"], r["quantization"], r["threads"],
-                order.get(r["method"], 2), -float(r.get("target") or 1),
-                r.get("scope") or "", r.get("round_to") or 0)
-
-    out = ["", "## Latency on LiteRT (XNNPACK)", "",
-           "Written by `python -m benchmarks.latency`. Original and pruned "
-           "models (`l1`; `global` ranking, tfprune's default, or `uniform` "
-           "fractions; 50% and 33% MACs targets; widths free or rounded to "
-           "multiples of 8 or 16) exported with "
-           "`tflite_export.convert` (builtin ops only) as float32 and full "
-           "int8, then timed in one process with the LiteRT interpreter, "
-           "interleaved, batch 1. `latency_ratio` and `macs_ratio` are to the "
-           "original model of the same precision and thread count "
-           "(`min_ratio`: the same for the fastest run, the least disturbed "
-           "by other processes; `load_avg`: the machine's 1-minute load "
-           "average while timing, 2 cores); "
-           "`time_per_mac` is their quotient (1.0: time falls exactly as MACs "
-           "do). `top1_agreement` is the export check (tflite against Keras). "
-           "Pruned models here are not fine-tuned: for accuracy after "
-           "pruning see the table above. tfmot rows are unstructured 50% sparsity on a `tf_keras` "
-           "twin with the same weights, converted with the same settings. "
-           "Where the time goes, op by op: `benchmarks/profiles.md`.", "",
-           "| " + " | ".join(c.replace("_", " ") for c in _LATENCY_COLUMNS) + " |",
-           "|" + "---|" * len(_LATENCY_COLUMNS)]
-    for r in sorted(rows, key=key):
-        r = dict(r)
-        if r.get("sparsity") is not None:
-            r["method"] = f"{r['method']} ({r['sparsity']:.0%} zeros)"
-        if r.get("macs_ratio"):
-            r["time_per_mac"] = round(r["latency_ratio"] / r["macs_ratio"], 3)
-        out.append("| " + " | ".join(_fmt(r.get(k)) for k in _LATENCY_COLUMNS) + " |")
-    return out
+        results.append({"kind": "tool", "model": "ResNet50", "method": "rebuild",
+                        "median_s": 0.43, "runs": 5})
+    """
+    return extend([row], path=path, report=report)[0]

@@ -5,7 +5,8 @@ Usage:
     python -m benchmarks.run --model resnet20 --method baseline
     python -m benchmarks.run --model resnet20 --method l1 --target-macs 0.5
 
-Appends the row to benchmarks/results.json and regenerates BENCHMARKS.md.
+Appends the row to benchmarks/results.jsonl (with its commit, date, machine
+and library versions) and regenerates BENCHMARKS.md and its figures.
 """
 
 import argparse
@@ -22,8 +23,7 @@ def run(model_name, method, target_macs=None, scope="global", round_to=1,
     base, base_acc, base_wall = protocol.baseline(model_name, train_ds, test_ds, limit=limit)
     base_cost = tfprune.cost(base)
     row = {"kind": "accuracy", "model": model_name, "method": method,
-           "baseline_acc": round(base_acc, 4), "machine": protocol.machine(),
-           "scope": None, "round_to": None, "target": None}
+           "baseline_acc": round(base_acc, 4), "scope": None, "round_to": None, "target": None}
     if method == "baseline":
         row.update(params=base_cost.params, macs=base_cost.macs, params_ratio=1.0,
                    macs_ratio=1.0, test_acc=round(base_acc, 4),

@@ -10,7 +10,7 @@ import time
 import keras
 
 import tfprune
-from benchmarks import protocol, results
+from benchmarks import results
 
 
 def main(argv=None):
@@ -34,10 +34,9 @@ def main(argv=None):
     times["analyze + rebuild"] = totals
     for step, ts in times.items():
         row = {"kind": "tool", "model": "ResNet50 (224x224)", "method": step,
-               "median_s": statistics.median(ts), "runs": a.runs,
-               "machine": protocol.machine()}
+               "median_s": statistics.median(ts), "runs": a.runs}
         print(row)
-        results.append(row, replace_keys=("kind", "model", "method"))
+        results.append(row)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,298 @@
+"""BENCHMARKS.md and its figures, made from benchmarks/results.jsonl.
+
+Every table of BENCHMARKS.md is one entry of `SECTIONS`: its title, the kind
+of rows it shows, their columns and order, and the text above it. A table
+shows the latest row of each configuration (`results.latest`) and says which
+commit each row was measured at. The figures (`benchmarks.plots`) are drawn
+from the same rows and linked from their sections.
+
+Usage: python -m benchmarks.report    # rewrite BENCHMARKS.md and benchmarks/figures/
+"""
+
+import argparse
+import collections
+import dataclasses
+import os
+from typing import Callable, Optional
+
+from benchmarks import plots, results
+
+REPORT = os.path.join(results.ROOT, "BENCHMARKS.md")
+
+# Column headers where the field's name is not clear enough.
+NAMES = {"acc_before_finetune": "before FT", "target": "target MACs",
+         "budget_error": "budget err", "acc_drop": "Δacc"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """One table of BENCHMARKS.md.
+
+    Args:
+        title: the heading.
+        kind: the rows shown (`row["kind"]`).
+        columns: the fields shown, in order; a commit column is added.
+        text: the paragraph above the table (markdown).
+        order: sort key of the rows (default: the log's order).
+        derive: makes display fields from a copy of a row (computed columns).
+        names: column headers for this section, over `NAMES`.
+        figure: the `plots.FIGURES` entry shown above the table.
+    """
+
+    title: str
+    kind: str
+    columns: tuple
+    text: str
+    order: Optional[Callable] = None
+    derive: Optional[Callable] = None
+    names: dict = dataclasses.field(default_factory=dict)
+    figure: Optional[str] = None
+
+
+def _accuracy_order(r):
+    return (r["model"], r["method"] != "baseline", -float(r.get("target") or 1),
+            results.value(r, "framework") != "tfprune", r["method"])
+
+
+def _latency_order(r):
+    order = {"original": 0, "l1": 1}
+    return (r["model"], r["quantization"], r["threads"], order.get(r["method"], 2),
+            -float(r.get("target") or 1), r.get("scope") or "", r.get("round_to") or 0)
+
+
+def _latency_derive(r):
+    if r.get("sparsity") is not None:
+        r["method"] = f"{r['method']} ({r['sparsity']:.0%} zeros)"
+    if r.get("macs_ratio"):
+        r["time_per_mac"] = round(r["latency_ratio"] / r["macs_ratio"], 3)
+    return r
+
+
+SECTIONS = (
+    Section(
+        "Accuracy against MACs", "accuracy",
+        ("model", "framework", "method", "target", "scope", "params", "macs",
+         "params_ratio", "macs_ratio", "acc_before_finetune", "test_acc", "baseline_acc",
+         "budget_error", "epochs", "wall_s", "machine"),
+        "Methods: `l1` (global L1 ranking, `benchmarks.run`), `hfp` / `hfp+kd` "
+        "(Holistic Filter Pruning, fine-tuned without / with distillation, "
+        "`benchmarks.hfp`), `ga+kd` (genetic channel search, distillation, "
+        "`benchmarks.genetic`). Rows of another framework (e.g. `torch-pruning`) "
+        "are peers run under the same protocol by their own script. `before FT`: "
+        "test accuracy right after pruning; `budget err`: |achieved / target - 1| "
+        "for HFP. Epochs: baseline + pruning-time training + fine-tuning.",
+        order=_accuracy_order, figure="accuracy"),
+    Section(
+        "Genetic search: which channels, at equal widths", "selection",
+        ("model", "method", "target", "target_params", "reconstruction_error",
+         "acc_before_finetune", "search_s", "machine"),
+        "Same widths for every row (the GA's sensitivity allocation); only the "
+        "choice of channels differs, and every row's next layers are re-fitted "
+        "by least squares the same way. Reconstruction error: summed normalised "
+        "residual of the consumers on calibration activations. Accuracy before "
+        "fine-tuning. `search s`: the GA's search time on 2 cores (population 32, "
+        "30 generations)."),
+    Section(
+        "Genetic search: two-step fitness against real loss", "fitness",
+        ("model", "method", "target", "search_s", "time_ratio_vs_real_loss",
+         "acc_before_finetune", "calls", "machine"),
+        "Population 16, 8 generations, same seed; `two_step` evaluates the "
+        "reconstruction error for every candidate and the real loss for the 2 "
+        "best per generation, `real_loss` the real loss for every candidate. "
+        "Same run, one after the other."),
+    Section(
+        "Training step: gated against plain", "steptime",
+        ("model", "method", "plain_ms", "gated_ms", "ratio", "machine"),
+        "Median seconds per training step (batch 128) of the gated model (gates "
+        "and budget loss) against a plain clone of the same trained baseline, "
+        "timed in turns in one run (`benchmarks.hfp --parts steptime`)."),
+    Section(
+        "PruneTrain against dense training", "prunetrain",
+        ("model", "method", "penalty_ratio", "epochs", "reconfigure_every",
+         "train_images", "batch_size", "test_acc", "dense_acc", "acc_drop", "macs_ratio",
+         "params_ratio", "train_flops_ratio", "wall_s", "wall_ratio", "cpu_s",
+         "cpu_ratio", "machine"),
+        "Same model, initial weights, epochs and one-cycle schedule (peak 0.1), "
+        "trained from scratch in one run, dense first. `train images` / `batch`: "
+        "the reduced protocol of `benchmarks.prunetrain` (a fixed subset, with the "
+        "batch that keeps the full protocol's 469 steps per epoch); test accuracy "
+        "on the full test set. Training FLOPs: 6 x MACs x samples per epoch at "
+        "the width trained. Wall ratios hold only on an otherwise idle machine; "
+        "CPU seconds (the process, all threads) are less disturbed by other jobs. "
+        "A row that removed nothing (macs ratio 1) did the dense run's work: its "
+        "wall ratio measures the noise and the difference between the two "
+        "training paths, so read the other rows' wall ratios against it.",
+        figure="prunetrain"),
+    Section(
+        "The tool itself", "tool",
+        ("model", "method", "median_s", "runs", "machine"),
+        "Median seconds of tfprune's own steps on keras.applications ResNet50 "
+        "(`benchmarks.tool`).",
+        names={"method": "step", "median_s": "median s"}),
+    Section(
+        "Latency on LiteRT (XNNPACK)", "latency",
+        ("model", "method", "target", "scope", "round_to", "quantization", "threads",
+         "latency_ms", "p90_ms", "latency_ratio", "min_ratio", "macs_ratio",
+         "time_per_mac", "size_bytes", "gzip_bytes", "top1_agreement", "weights",
+         "load_avg", "machine"),
+        "Written by `python -m benchmarks.latency`. Original and pruned "
+        "models (`l1`; `global` ranking, tfprune's default, or `uniform` "
+        "fractions; 50% and 33% MACs targets; widths free or rounded to "
+        "multiples of 8 or 16) exported with "
+        "`tflite_export.convert` (builtin ops only) as float32 and full "
+        "int8, then timed in one process with the LiteRT interpreter, "
+        "interleaved, batch 1. `latency_ratio` and `macs_ratio` are to the "
+        "original model of the same precision and thread count "
+        "(`min_ratio`: the same for the fastest run, the least disturbed "
+        "by other processes; `load_avg`: the machine's 1-minute load "
+        "average while timing, 2 cores); "
+        "`time_per_mac` is their quotient (1.0: time falls exactly as MACs "
+        "do). `top1_agreement` is the export check (tflite against Keras). "
+        "Pruned models here are not fine-tuned: for accuracy after "
+        "pruning see the table above. tfmot rows are unstructured 50% sparsity on a "
+        "`tf_keras` twin with the same weights, converted with the same settings. "
+        "Where the time goes, op by op: `benchmarks/profiles.md`.",
+        order=_latency_order, derive=_latency_derive,
+        names={"target": "target"}, figure="latency"),
+)
+
+
+def fmt(v):
+    """A table cell: 4 decimals below 10, 1 decimal above, thousands separators."""
+    if isinstance(v, bool) or v is None:
+        return "" if v is None else str(v)
+    if isinstance(v, float):
+        return f"{v:.1f}" if abs(v) >= 10 else f"{v:.4f}"
+    if isinstance(v, int) and abs(v) >= 10000:
+        return f"{v:,}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {fmt(x)}" for k, x in v.items())
+    return str(v)
+
+
+def commit_cell(row):
+    """The short commit a row was measured at; rows from before provenance say so."""
+    commit = row.get("commit")
+    if not commit:
+        return "before provenance was recorded"
+    return commit[:7] + (" (dirty)" if row.get("dirty") else "")
+
+
+def provenance_note(rows):
+    """One sentence: the commits the rows come from, with counts."""
+    measured = collections.Counter(commit_cell(r) for r in rows if r.get("commit"))
+    legacy = [r for r in rows if not r.get("commit")]
+    parts = []
+    if measured:
+        commits = ", ".join(f"`{c}` ({n} row{'s' * (n > 1)})" for c, n in measured.items())
+        parts.append(f"Figures from commit{'s' * (len(measured) > 1)} {commits}; "
+                     f"`(dirty)`: the tree had uncommitted changes to tracked files.")
+    if legacy:
+        first = results.first_commits(legacy)
+        where = f", first committed in {', '.join(f'`{c}`' for c in first)}" if first else ""
+        n = len(legacy)
+        parts.append(f"{n} row{'s' * (n > 1)} measured before provenance was recorded "
+                     f"(no commit, date or versions{where}).")
+    return " ".join(parts)
+
+
+def _table(section, rows):
+    names = {**NAMES, **section.names}
+    columns = section.columns + ("commit",)
+    shown = [section.derive(dict(r)) if section.derive else dict(r) for r in rows]
+    header = [names.get(c, c.replace("_", " ")) for c in columns]
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(columns)]
+    for r in shown:
+        cells = [commit_cell(r) if c == "commit" else fmt(results.value(r, c))
+                 for c in columns]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def render(rows, figures=None):
+    """BENCHMARKS.md's text from the log's rows.
+
+    Args:
+        rows: every row of the log, oldest first (the latest per
+            configuration is shown).
+        figures: {figure name: (relative path, caption)} to link.
+    """
+    figures = figures or {}
+    shown = results.latest(rows)
+    out = [
+        "# Benchmarks",
+        "",
+        "Written by `python -m benchmarks.report` (and after every row a benchmark "
+        "appends) from `benchmarks/results.jsonl`; do not edit by hand. The log is "
+        "append-only: every row records the commit it was measured at, whether the "
+        "tree had uncommitted changes, the UTC date, the machine and the versions of "
+        "tfprune, Keras, TensorFlow, LiteRT and NumPy. Each table shows the latest "
+        "row of each configuration; its `commit` column says where each figure "
+        "comes from. Protocol: `../shared/BENCHMARK_PROTOCOL.md` (Fashion-MNIST, "
+        "8-epoch baselines, 3-epoch fine-tuning, SGD Nesterov, one-cycle LR).",
+    ]
+    covered = set()
+    for section in SECTIONS:
+        chosen = [r for r in shown if results.value(r, "kind") == section.kind]
+        covered.add(section.kind)
+        if not chosen:
+            continue
+        if section.order:
+            chosen = sorted(chosen, key=section.order)
+        out += ["", f"## {section.title}", "", section.text, "",
+                provenance_note(chosen), ""]
+        if section.figure in figures:
+            path, caption = figures[section.figure]
+            out += [f"![{caption}]({path})", "", f"*{caption}*", ""]
+        out += _table(section, chosen)
+    others = collections.Counter(results.value(r, "kind") for r in shown
+                                 if results.value(r, "kind") not in covered)
+    if others:
+        listed = ", ".join(f"{n} of kind `{k}`" for k, n in sorted(others.items()))
+        out += ["", "## Rows without a section", "",
+                f"The log holds rows no section shows: {listed}. Add a `Section` to "
+                f"`benchmarks/report.py` to show them."]
+    return "\n".join(out) + "\n"
+
+
+def _write_atomic(path, text):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write(rows=None, path=REPORT, figures_dir=plots.FIGURES_DIR):
+    """Rewrites BENCHMARKS.md and its figures from the log.
+
+    Args:
+        rows: the log's rows (default: `results.load()`).
+        path: the markdown file.
+        figures_dir: where the PNGs go (linked relative to `path`).
+
+    Returns:
+        The paths of the figures written.
+    """
+    rows = results.load() if rows is None else rows
+    drawn = plots.write_all(results.latest(rows), figures_dir)
+    base = os.path.dirname(os.path.abspath(path))
+    links = {name: (os.path.relpath(file, base), caption)
+             for name, (file, caption) in drawn.items()}
+    _write_atomic(path, render(rows, links))
+    return [file for file, _ in drawn.values()]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default=results.RESULTS, help="the log (JSON lines)")
+    p.add_argument("-o", "--output", default=REPORT, help="the markdown file")
+    p.add_argument("--figures", default=plots.FIGURES_DIR, help="folder for the PNGs")
+    a = p.parse_args(argv)
+    for file in write(results.load(a.results), a.output, a.figures):
+        print(file)
+    print(a.output)
+
+
+if __name__ == "__main__":
+    main()
