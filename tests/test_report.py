@@ -7,6 +7,9 @@ import os
 import keras
 import numpy as np
 import pytest
+from conftest import random_plan
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tfprune
 from tfprune import cli, zoo
@@ -250,3 +253,40 @@ def test_cli_bad_input_is_one_line(pair_files, which, message, tmp_path, capsys)
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not os.path.exists(tmp_path / "out")  # nothing written on bad input
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_totals_equal_the_plans_cost_for_random_plans(seed):
+    model = _small_cnn(width=6)
+    graph = tfprune.analyze(model)
+    plan = random_plan(graph, np.random.default_rng(seed))
+    slim = tfprune.rebuild(model, plan)
+    summary = compare_models(model, slim)
+    planned = tfprune.cost(model, plan)
+    assert summary["slim"]["params"] == planned.params == slim.count_params()
+    assert summary["slim"]["macs"] == planned.macs
+    rows = {r["name"]: r for r in summary["layers"]}
+    for name in ("conv1", "conv2"):
+        kept = int(np.count_nonzero(plan.kept_channels[graph.channels[
+            graph.node(name).outputs[0]]]))
+        assert rows[name]["channels_after"] == kept
+        assert rows[name]["macs_after"] == planned.per_layer[name].macs
+
+
+def test_shipped_demo_baseline():
+    """examples/baseline holds a small, trained resnet20 that loads anywhere."""
+    root = os.path.join(os.path.dirname(__file__), "..", "examples", "baseline")
+    path = os.path.join(root, "resnet20_fashion_mnist.keras")
+    assert os.path.getsize(path) < 1.5e6
+    model = keras.saving.load_model(path, compile=False)  # no custom objects needed
+    reference = zoo.resnet20(input_shape=(28, 28, 1), classes=10)
+    assert [w.shape for w in model.weights] == [w.shape for w in reference.weights]
+    assert [layer.name for layer in model.layers] == [
+        layer.name for layer in reference.layers]
+    meta = json.load(open(os.path.join(root, "resnet20_fashion_mnist.json")))
+    assert meta["script"] == "examples/train_baseline.py"
+    assert 0.5 < meta["test_accuracy"] <= 1.0
+    # Trained, not freshly initialised: BatchNorm has running statistics.
+    mean = model.get_layer("stem_bn").moving_mean.numpy()
+    assert np.abs(mean).max() > 1e-3
