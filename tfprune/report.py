@@ -142,7 +142,8 @@ def find_profiler(name="tflite"):
     raise TfpruneError(
         f"timing .tflite files needs tflite_export, which registers the "
         f"'{name}' entry point of '{PROFILER_GROUP}': install tfprune with "
-        f"`pip install -e .` from its repository, or pass profiler=")
+        f"`pip install -e .` from its repository (from Python, you can also pass "
+        f"profiler=tflite_export.report.profile_pair)")
 
 
 def _load(path):
