@@ -40,5 +40,7 @@ setup(
         "console_scripts": ["tfprune=tfprune.cli:main"],
         # Commands other packages add to the `tfprune` CLI.
         "tfprune.cli": ["export=tflite_export.cli:register"],
+        # Timing .tflite files for `tfprune report --tflite`.
+        "tfprune.profilers": ["tflite=tflite_export.report:profile_pair"],
     },
 )

@@ -28,6 +28,7 @@ from tfprune.errors import (
 from tfprune.methods import distill, hfp, prunetrain, regularizers
 from tfprune.ranking import importance
 from tfprune.ranking.prune import prune
+from tfprune.report import report
 
 __version__ = "0.1.0"
 
@@ -36,7 +37,7 @@ __all__ = [
     "LayerCost", "PruningPlan", "TargetUnreachableError", "TfpruneError",
     "UnsupportedLayerError", "UnsupportedModelError", "analyze", "cost",
     "branches", "callbacks", "distill", "hfp", "importance", "layers", "prune",
-    "prunetrain", "rebuild", "regularizers", "zero_out",
+    "prunetrain", "rebuild", "regularizers", "report", "zero_out",
 ]
 
 # Modules with heavier imports (tf.data, pygad), loaded on first use.

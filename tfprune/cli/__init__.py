@@ -4,6 +4,7 @@
     tfprune prune model.keras --method l1 --target-macs 0.5 -o slim.keras [--plan plan.json]
     tfprune export model.keras -o model.tflite --quantize int8 --data fashion_mnist
     tfprune bench a.tflite [b.tflite ...] [--threads 1] [--runs 100]
+    tfprune report original.keras slim.keras -o report/ [--tflite a.tflite b.tflite]
 
 Bad input exits with status 2 and a one-line message, never a traceback.
 """
@@ -70,6 +71,22 @@ def parser():
     t.add_argument("--limit", type=positive_int, help="first N images per split")
     t.add_argument("--dynamic-batch", action="store_true")
     t.set_defaults(func=commands.train)
+    rp = sub.add_parser("report", help="what pruning did: per-layer widths, MACs, latency",
+                        description="Compare a model with its pruned copy layer by "
+                        "layer (matched by name): print a table and write "
+                        "widths.png and summary.json (and profile.png with --tflite).")
+    rp.add_argument("original", help="the unpruned .keras model")
+    rp.add_argument("slim", help="its pruned copy (.keras)")
+    rp.add_argument("-o", "--output", default="report",
+                    help="directory for the files (default: report)")
+    rp.add_argument("--tflite", nargs=2, metavar=("ORIGINAL", "SLIM"),
+                    help="also time these two .tflite files with LiteRT and "
+                    "profile them per op type (needs tflite_export)")
+    rp.add_argument("--threads", type=positive_int, default=1,
+                    help="--tflite: interpreter threads (default 1)")
+    rp.add_argument("--runs", type=positive_int, default=50,
+                    help="--tflite: timed runs per file (default 50)")
+    rp.set_defaults(func=commands.report)
     for plugin in _plugins():
         plugin(sub)
     return p

@@ -1,4 +1,4 @@
-"""tfprune's own commands: inspect, prune, train."""
+"""tfprune's own commands: inspect, prune, train, report."""
 
 import os
 
@@ -107,3 +107,21 @@ def train(args):
         threshold=args.threshold, batch_size=args.batch_size, learning_rate=args.lr,
         checkpoint_dir=args.checkpoint_dir, limit=args.limit,
         dynamic_batch=args.dynamic_batch)
+
+
+def report(args):
+    import tfprune
+
+    for path in [args.original, args.slim] + list(args.tflite or []):
+        if not os.path.exists(path):
+            raise CliError(f"no such file: {path}")
+    for path in args.tflite or []:
+        if not path.endswith(".tflite"):
+            raise CliError(f"{path}: expected a .tflite file")
+    original, slim = load_model(args.original), load_model(args.slim)
+    result = tfprune.report(original, slim, args.output, tflite=args.tflite,
+                            threads=args.threads, runs=args.runs,
+                            names=(args.original, args.slim))
+    print(result.table())
+    print("wrote " + ", ".join(result.files))
+    return 0
