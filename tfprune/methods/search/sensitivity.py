@@ -43,18 +43,15 @@ class ConsumerWeights:
 
         Returns the old kernels, for `restore`.
         """
-        from tfprune.core.layouts import LAYOUTS
-
         saved = []
         removed = np.setdiff1d(np.arange(group.size), kept) + group.offset
         for node in self.consumers(group):
             var = self.kernel(node)
             value = keras.ops.convert_to_numpy(var)
             saved.append((var, value))
-            axes = LAYOUTS[node.class_name][var.name]
-            chans = self.graph.channels[node.inputs[0]]
-            if axes.repeat == 0:
-                chans = np.repeat(chans, int(node.config.get("depth_multiplier", 1)))
+            axes = node.spec.weights[var.name]
+            chans = np.repeat(self.graph.channels[node.inputs[0]],
+                              axes.repeat_for(node.config))
             mask = np.isin(chans, removed)
             new = value.copy()
             index = [slice(None)] * new.ndim
