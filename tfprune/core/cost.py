@@ -20,6 +20,7 @@ import numpy as np
 
 from tfprune.core.graph import ChannelGraph, analyze
 
+
 @dataclasses.dataclass
 class LayerCost:
     params: float

@@ -26,8 +26,8 @@ import math
 import keras
 import numpy as np
 
-from tfprune.core.configs import histories
 from tfprune.core import builtin_layers  # noqa: F401 - registers the Keras layers
+from tfprune.core.configs import histories
 from tfprune.core.registry import spec_for
 from tfprune.errors import TfpruneError, UnsupportedLayerError, UnsupportedModelError
 

@@ -17,8 +17,8 @@ import keras
 import numpy as np
 
 from tfprune.core.graph import MODEL_CLASSES, analyze, get_operation
-from tfprune.core.registry import slice_weight, zero_inputs
 from tfprune.core.plan import PruningPlan
+from tfprune.core.registry import slice_weight, zero_inputs
 from tfprune.errors import InvalidPlanError, TfpruneError
 
 

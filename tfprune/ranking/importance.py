@@ -10,7 +10,6 @@ import keras
 import numpy as np
 
 
-
 def _per_output_channel(node, p):
     """Norm of each output filter of a Conv/Dense/Depthwise layer."""
     weights = {w.name: keras.ops.convert_to_numpy(w) for w in node.layer.weights}
