@@ -46,9 +46,7 @@ def _check_plan(model, plan):
             "graph.plan(keep=...) or tfprune.prune(...).")
     if plan.graph.model is not model:
         # A plan made on another instance of the same architecture: re-check.
-        refits = plan.refits
-        plan = PruningPlan.from_dict(plan.to_dict(), analyze(model))
-        plan.refits = refits
+        plan = PruningPlan.from_dict(plan.to_dict(), analyze(model))  # refits too
     return plan
 
 
@@ -115,6 +113,13 @@ def _copy_weights(target, graph, masks, transform, refits=None):
                 values[w.name] = transform(np.asarray(refit), axes,
                                            None, out_mask, repeat)
         for w in new_layer.weights:
+            if (w.name in refits.get(node.name, {})
+                    and tuple(values[w.name].shape) != tuple(w.shape)):
+                raise InvalidPlanError(
+                    f"re-fitted weight '{node.name}/{w.name}' sliced to the kept "
+                    f"outputs has shape {tuple(values[w.name].shape)}, but the "
+                    f"pruned layer needs {tuple(w.shape)}; the plan's refits do "
+                    "not belong to its kept channels.")
             w.assign(values[w.name])
 
 
