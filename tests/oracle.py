@@ -55,7 +55,7 @@ def _substitute(obj, prefix, read):
         return read(_key(prefix, obj["config"]["keras_history"]))
     if isinstance(obj, dict):
         return {k: _substitute(v, prefix, read) for k, v in obj.items()}
-    if isinstance(obj, list):
+    if isinstance(obj, (list, tuple)):
         return [_substitute(v, prefix, read) for v in obj]
     return obj
 
