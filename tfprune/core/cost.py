@@ -1,7 +1,9 @@
 """Cost model: parameters and multiply-accumulates (MACs) per layer.
 
-One formula per layer kind, written over the *number of kept channels* of the
-tensors a layer reads and writes. Called with exact counts it gives the cost
+The formulas come from each layer's `LayerSpec` in the layer registry
+(params from its weights' channel axes, MACs per position from the spec),
+written over the *number of kept channels* of the tensors a layer reads and
+writes. Called with exact counts it gives the cost
 of a plan (reports, budget checks, search fitness); called with soft counts
 (sums of gate values as `keras.ops` tensors) the same formulas are
 differentiable, which is how a budget loss can steer training.

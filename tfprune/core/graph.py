@@ -15,9 +15,13 @@ passes the same atoms on; `Add` and friends unify their inputs' atoms position
 by position. Channels are the equivalence classes of atoms, and a group is the
 set of channels tied together through the layers that created them.
 
-A layer whose effect on channels tfprune does not know becomes a *barrier*:
-its inputs and outputs are kept whole and the rest of the model is still
-pruned. The graph lists barriers with the reason, it never guesses.
+How a layer treats channels comes from its `LayerSpec` in the layer registry
+(`tfprune.core.registry`; built-in layers in `builtin_layers.py`). Merges,
+Concatenate, Flatten, Reshape, Permute, nested models and `keras.ops` calls
+are structural and handled here. A layer whose effect on channels tfprune
+does not know becomes a *barrier*: its inputs and outputs are kept whole and
+the rest of the model is still pruned. The graph lists barriers with the
+reason (and how to register the layer), it never guesses.
 """
 
 import dataclasses

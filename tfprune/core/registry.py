@@ -119,10 +119,10 @@ class LayerSpec:
         check: function (config, input rank) -> "" when the layer can be
             pruned through with this config, else the reason it cannot
             (then it is a barrier).
-        refit: how its kernel can be re-fitted by least squares (the
-            genetic search): "dense" (the last axis times `kernel`), "conv"
-            (a plain convolution with `strides`/`padding`/`dilation_rate`),
-            or None.
+        refit: how its weight named "kernel", laid out (..., in, out), can
+            be re-fitted by least squares (the genetic search): "dense"
+            (output = input @ kernel along the last axis), "conv" (a plain
+            convolution with `strides`/`padding`/`dilation_rate`), or None.
 
     Example:
 

@@ -35,8 +35,11 @@ class ConsumerWeights:
 
     def kernel(self, node):
         layer = self.working.get_layer(node.path[0])
-        name = "pointwise_kernel" if "pointwise_kernel" in {w.name for w in layer.weights} else "kernel"
-        return next(w for w in layer.weights if w.name == name)
+        # the weight mixing inputs into outputs (kernel, pointwise kernel)
+        axes = node.spec.weights
+        return next(w for w in layer.weights
+                    if axes[w.name].input_axis is not None
+                    and axes[w.name].output_axis is not None)
 
     def zero(self, group, kept):
         """Zeroes the consumers' inputs for `group`'s removed channels.
