@@ -7,14 +7,14 @@ Importing this module (done by `tfprune.core.graph`) fills the registry.
 
 import keras
 
-from tfprune.core.registry import LayerSpec, register_layer
+from tfprune.core.registry import (
+    LayerSpec,
+    kernel_elements,
+    normalized_axes,
+    register_layer,
+)
 
 L = keras.layers
-
-
-def _norm_axis(axis, rank):
-    axes = axis if isinstance(axis, (list, tuple)) else [axis]
-    return {a % rank if rank else a for a in axes}
 
 
 def _activation_name(cfg):
@@ -26,7 +26,7 @@ def _activation_name(cfg):
 
 def _channel_axis_only(cfg, rank):
     axis = cfg.get("axis", -1)
-    if _norm_axis(axis, rank) != {rank - 1}:
+    if normalized_axes(axis, rank) != {rank - 1}:
         return f"axis={axis} is not the channel axis"
     return ""
 
@@ -39,7 +39,7 @@ def _normalization_check(cfg, rank):
 
 
 def _softmax_check(cfg, rank):
-    if (rank - 1) in _norm_axis(cfg.get("axis", -1), rank):
+    if (rank - 1) in normalized_axes(cfg.get("axis", -1), rank):
         return "softmax normalises across channels"
     return ""
 
@@ -51,7 +51,7 @@ def _activation_check(cfg, rank):
 
 
 def _layer_norm_check(cfg, rank):
-    if (rank - 1) in _norm_axis(cfg.get("axis", -1), rank):
+    if (rank - 1) in normalized_axes(cfg.get("axis", -1), rank):
         return ("LayerNormalization normalises across channels; removing "
                 "a channel would change every other channel's output")
     return ""
@@ -65,17 +65,9 @@ def _rescaling_check(cfg, rank):
 
 
 def _separable_macs(cfg, cin, cout):
-    k = _kernel(cfg)
+    k = kernel_elements(cfg)
     m = int(cfg.get("depth_multiplier", 1))
     return k * cin * m + cin * m * cout
-
-
-def _kernel(cfg):
-    size = cfg.get("kernel_size") or (1,)
-    total = 1
-    for d in size:
-        total *= d
-    return total
 
 
 _CONV_WEIGHTS = {"kernel": {"in": -2, "out": -1}, "bias": {"out": 0}}

@@ -32,7 +32,7 @@ import numpy as np
 
 from tfprune.core import builtin_layers  # noqa: F401 - registers the Keras layers
 from tfprune.core.configs import histories
-from tfprune.core.registry import spec_for
+from tfprune.core.registry import normalized_axes, spec_for
 from tfprune.errors import TfpruneError, UnsupportedLayerError, UnsupportedModelError
 
 MERGE_LAYERS = frozenset(
@@ -373,11 +373,6 @@ def _flat_constants(obj):
     return [obj]
 
 
-def _norm_axis(axis, rank):
-    axes = axis if isinstance(axis, (list, tuple)) else [axis]
-    return {a % rank for a in axes}
-
-
 def _sequential_as_functional(config, model):
     """Rewrites a Sequential config into functional form (layers + nodes)."""
     entries = []
@@ -605,7 +600,7 @@ class _GraphBuilder:
             return [self.merge(node, ins)]
         if cls == "Concatenate":
             rank = len(in_shapes[0])
-            if _norm_axis(cfg.get("axis", -1), rank) == {rank - 1}:
+            if normalized_axes(cfg.get("axis", -1), rank) == {rank - 1}:
                 node.kind = "concat"
                 return [np.concatenate(ins)]
             node.kind = "merge"  # concatenating along space: channels align

@@ -64,7 +64,8 @@ class WeightAxes:
         return int(self.repeat)
 
 
-def _kernel_elements(config, key="kernel_size"):
+def kernel_elements(config, key="kernel_size"):
+    """Number of kernel positions: the product of `config[key]` (1 if absent)."""
     size = config.get(key) if key else None
     if size is None:
         return 1
@@ -77,7 +78,7 @@ def default_macs(spec):
     """MACs per position: kernel elements x kept inputs x kept outputs."""
 
     def macs(config, cin, cout):
-        per_position = _kernel_elements(config, spec.kernel_size_key) * cin * cout
+        per_position = kernel_elements(config, spec.kernel_size_key) * cin * cout
         groups = int(config.get(spec.groups_key, 1) or 1) if spec.groups_key else 1
         # Grouped convs keep their channels, so the counts are ints here.
         return per_position // groups if groups > 1 else per_position
@@ -187,11 +188,6 @@ class LayerSpec:
                                     entry.get("repeat", 1))
         object.__setattr__(self, "weights", axes)
 
-    @property
-    def weight_axes(self):
-        """Dict weight name -> `WeightAxes`."""
-        return self.weights
-
     def macs_per_position(self, config, cin, cout):
         """MACs per position (see `positions`) for the kept counts."""
         if self.macs is not None:
@@ -199,7 +195,7 @@ class LayerSpec:
         if self.kind == "mixer":
             return default_macs(self)(config, cin, cout)
         if self.kind == "depthwise":
-            return _kernel_elements(config, self.kernel_size_key) * cout
+            return kernel_elements(config, self.kernel_size_key) * cout
         return 0
 
     def repeat_for(self, config):
@@ -279,6 +275,12 @@ def spec_for(layer):
 def registered_layers():
     """Dict layer class -> `LayerSpec` of every registered layer."""
     return dict(_REGISTRY)
+
+
+def normalized_axes(axis, rank):
+    """The set of non-negative axes named by a config's `axis` (int or list)."""
+    axes = axis if isinstance(axis, (list, tuple)) else [axis]
+    return {a % rank if rank else a for a in axes}
 
 
 def _expand(mask, repeat):
