@@ -115,7 +115,8 @@ def test_dynamic_range_on_concat(data, tmp_path):
     info = convert(concat_model(), tmp_path / "dyn.tflite", quantization="dynamic",
                    representative_data=data[0])
     assert info.quantization == "dynamic" and info.tolerance is None
-    assert info.accuracy is None and 0 <= info.top1_agreement <= 1
+    # int8 weights, float activations: the top-1 class rarely changes
+    assert info.accuracy is None and info.top1_agreement >= 0.75
     assert model_info(info.path).quantization == "dynamic"
     assert not (tmp_path / "labels.txt").exists()
 

@@ -18,6 +18,7 @@ from tfprune.core.cost import Cost, LayerCost, cost
 from tfprune.core.graph import Barrier, ChannelGraph, ChannelGroup, analyze
 from tfprune.core.plan import PruningPlan
 from tfprune.core.rebuild import rebuild, zero_out
+from tfprune.core.registry import LayerSpec, register_layer
 from tfprune.errors import (
     InvalidPlanError,
     TargetUnreachableError,
@@ -34,10 +35,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Barrier", "ChannelGraph", "ChannelGroup", "Cost", "InvalidPlanError",
-    "LayerCost", "PruningPlan", "TargetUnreachableError", "TfpruneError",
+    "LayerCost", "LayerSpec", "PruningPlan", "TargetUnreachableError", "TfpruneError",
     "UnsupportedLayerError", "UnsupportedModelError", "analyze", "cost",
     "branches", "callbacks", "distill", "hfp", "importance", "layers", "prune",
-    "prunetrain", "rebuild", "regularizers", "report", "zero_out",
+    "prunetrain", "rebuild", "register_layer", "regularizers", "report",
+    "zero_out",
 ]
 
 # Modules with heavier imports (tf.data, pygad), loaded on first use.

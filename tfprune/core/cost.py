@@ -1,7 +1,9 @@
 """Cost model: parameters and multiply-accumulates (MACs) per layer.
 
-One formula per layer kind, written over the *number of kept channels* of the
-tensors a layer reads and writes. Called with exact counts it gives the cost
+The formulas come from each layer's `LayerSpec` in the layer registry
+(params from its weights' channel axes, MACs per position from the spec),
+written over the *number of kept channels* of the tensors a layer reads and
+writes. Called with exact counts it gives the cost
 of a plan (reports, budget checks, search fitness); called with soft counts
 (sums of gate values as `keras.ops` tensors) the same formulas are
 differentiable, which is how a budget loss can steer training.
@@ -19,9 +21,6 @@ import math
 import numpy as np
 
 from tfprune.core.graph import ChannelGraph, analyze
-
-_TRANSPOSE = ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
-_SEPARABLE = ("SeparableConv1D", "SeparableConv2D")
 
 
 @dataclasses.dataclass
@@ -55,12 +54,42 @@ def _spatial(shape):
     return math.prod(dims) if dims else 1
 
 
-def _kernel_size(cfg):
-    return math.prod(cfg.get("kernel_size") or (1,))
+def _weights_params(graph, node, cin, cout):
+    """Every weight's size, its channel axes scaled to the kept counts.
+
+    A weight axis counts as channel-indexed only when its size matches the
+    tensor's channels (times the spec's repeat); otherwise (a grouped
+    conv's kernel, a PReLU alpha shared over channels) it is kept whole.
+    """
+    full_in = len(graph.channels[node.inputs[0]])
+    full_out = len(graph.channels[node.outputs[0]])
+    params = 0
+    for w in node.layer.weights:
+        axes = node.spec.weights[w.name]
+        shape = tuple(w.shape)
+        size = math.prod(shape)
+        scale_in = (axes.input_axis is not None and full_in
+                    and shape[axes.input_axis] == full_in * axes.repeat_for(node.config))
+        scale_out = (axes.output_axis is not None and full_out
+                     and shape[axes.output_axis] == full_out)
+        denom = (full_in if scale_in else 1) * (full_out if scale_out else 1)
+        coef = size // denom if size % denom == 0 else size / denom
+        term = coef
+        if scale_in:
+            term = term * cin
+        if scale_out:
+            term = term * cout
+        params = params + term
+    return params
 
 
 def node_cost(graph, node, count):
     """Params and MACs of one layer call.
+
+    Layers registered with a `LayerSpec` are costed from it: params from
+    their weights (channel axes scaled to the kept counts) or the spec's
+    `params`, MACs as positions x the spec's `macs` per position. Other
+    layers count their weights whole and no MACs.
 
     Args:
         graph: the `ChannelGraph`.
@@ -71,45 +100,19 @@ def node_cost(graph, node, count):
     Returns:
         (params, macs). Params are 0 for calls after a layer's first one.
     """
-    cfg = node.config
-    layer = node.layer
-    kind = node.kind
-    if kind == "mixer":
-        cls = node.class_name
+    layer, spec = node.layer, node.spec
+    if node.kind in ("mixer", "depthwise", "channelwise"):
         cin, cout = count(node.inputs[0]), count(node.outputs[0])
-        bias = cout if cfg.get("use_bias", True) else 0
-        in_shape, out_shape = graph.shapes.get(node.inputs[0]), graph.shapes.get(node.outputs[0])
-        if cls == "Dense":
-            params, macs = cin * cout + bias, _spatial(out_shape) * cin * cout
-        elif cls in _SEPARABLE:
-            k, m = _kernel_size(cfg), int(cfg.get("depth_multiplier", 1))
-            per_pixel = k * cin * m + cin * m * cout
-            params, macs = per_pixel + bias, _spatial(out_shape) * per_pixel
-        elif cls in _TRANSPOSE:
-            k = _kernel_size(cfg)
-            params, macs = k * cin * cout + bias, _spatial(in_shape) * k * cin * cout
+        if spec.params is not None:
+            params = spec.params(node.config, cin, cout)
         else:
-            k, groups = _kernel_size(cfg), int(cfg.get("groups", 1) or 1)
-            # Grouped convs keep their channels, so the counts are ints here.
-            weights = k * cin * cout // groups if groups > 1 else k * cin * cout
-            params, macs = weights + bias, _spatial(out_shape) * weights
-    elif kind == "depthwise":
-        cout = count(node.outputs[0])
-        k = _kernel_size(cfg)
-        bias = cout if cfg.get("use_bias", True) else 0
-        params, macs = k * cout + bias, _spatial(graph.shapes.get(node.outputs[0])) * k * cout
-    elif kind == "channelwise":
-        key = node.inputs[0]
-        full = len(graph.channels[key])
-        cin = count(key)
-        params = 0
-        for w in layer.weights:
-            size = math.prod(w.shape)
-            if len(w.shape) and w.shape[-1] == full:
-                params = params + size // full * cin
-            else:
-                params = params + size
-        macs = 0
+            params = _weights_params(graph, node, cin, cout)
+        if node.kind == "channelwise":
+            macs = 0
+        else:
+            where = node.inputs[0] if spec.positions == "input" else node.outputs[0]
+            macs = _spatial(graph.shapes.get(where)) * spec.macs_per_position(
+                node.config, cin, cout)
     else:
         params = layer.count_params() if getattr(layer, "weights", None) else 0
         macs = 0
@@ -151,7 +154,7 @@ def cost(model, plan=None):
     total_params = total_macs = 0
     for node in graph.nodes:
         params, macs = node_cost(graph, node, count)
-        params, macs = int(params), int(macs)
+        params, macs = int(round(params)), int(round(macs))
         prev = per_layer.get(node.name)
         if prev:
             prev.params += params

@@ -5,6 +5,8 @@ A plan is plain data (group id -> kept indices) checked against the
 `tfprune.rebuild` consumes it.
 """
 
+import base64
+import io
 import json
 
 import numpy as np
@@ -43,8 +45,8 @@ class PruningPlan:
         self.keep = {}
         # Layer name -> {weight name: value} replacing the kept-input slice of
         # that weight on rebuild (consumer weights re-fitted by a method, e.g.
-        # the genetic search); outputs are still sliced by the plan. Not
-        # part of the JSON form.
+        # the genetic search); outputs are still sliced by the plan. Stored
+        # in the JSON form as base64 .npy data.
         self.refits = {}
         unknown = set(keep) - {g.id for g in graph.groups}
         if unknown:
@@ -119,8 +121,13 @@ class PruningPlan:
                 "producers": g.producers,
                 "keep": self.keep[g.id].tolist(),
             })
-        return {"format": PLAN_FORMAT, "model": self.graph.model.name,
+        data = {"format": PLAN_FORMAT, "model": self.graph.model.name,
                 "groups": groups}
+        if self.refits:
+            data["refits"] = {layer: {name: _encode_array(value)
+                                      for name, value in weights.items()}
+                              for layer, weights in self.refits.items()}
+        return data
 
     def to_json(self, indent=None):
         """The plan as JSON text (round-trips through `from_json`)."""
@@ -148,7 +155,9 @@ class PruningPlan:
                     f"({group.producers[:3]}, size {group.size}): the plan was "
                     "made for another model.")
             keep[gid] = entry["keep"]
-        return cls(graph, keep)
+        plan = cls(graph, keep)
+        plan.refits = _decode_refits(data.get("refits"), graph)
+        return plan
 
     @classmethod
     def from_json(cls, text, graph):
@@ -164,3 +173,37 @@ class PruningPlan:
         return (f"<PruningPlan: {len(pruned)} of {len(self.graph.groups)} "
                 f"groups pruned, {int(self.kept_channels.sum())}/"
                 f"{self.graph.num_channels} channels kept>")
+
+
+def _encode_array(value):
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(value), allow_pickle=False)
+    return {"npy_base64": base64.b64encode(buffer.getvalue()).decode("ascii")}
+
+
+def _decode_refits(data, graph):
+    """Layer name -> {weight name: array} from the JSON form's "refits"."""
+    if not data:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidPlanError("plan 'refits' must map layer names to weights.")
+    names = {node.name for node in graph.nodes}
+    refits = {}
+    for layer, weights in data.items():
+        if layer not in names:
+            raise InvalidPlanError(
+                f"plan re-fits weights of layer '{layer}', which model "
+                f"'{graph.model.name}' does not have: the plan was made for "
+                "another model.")
+        if not isinstance(weights, dict):
+            raise InvalidPlanError(f"plan 'refits' of layer '{layer}' must be a dict.")
+        refits[layer] = {}
+        for name, entry in weights.items():
+            try:
+                raw = base64.b64decode(entry["npy_base64"], validate=True)
+                refits[layer][name] = np.load(io.BytesIO(raw), allow_pickle=False)
+            except (KeyError, TypeError, ValueError) as e:
+                raise InvalidPlanError(
+                    f"plan 'refits' of weight '{layer}/{name}' is not a base64 "
+                    f".npy array ({e}).") from None
+    return refits

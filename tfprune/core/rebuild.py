@@ -17,8 +17,8 @@ import keras
 import numpy as np
 
 from tfprune.core.graph import MODEL_CLASSES, analyze, get_operation
-from tfprune.core.layouts import LAYOUTS, slice_weight, zero_inputs
 from tfprune.core.plan import PruningPlan
+from tfprune.core.registry import slice_weight, zero_inputs
 from tfprune.errors import InvalidPlanError, TfpruneError
 
 
@@ -46,9 +46,7 @@ def _check_plan(model, plan):
             "graph.plan(keep=...) or tfprune.prune(...).")
     if plan.graph.model is not model:
         # A plan made on another instance of the same architecture: re-check.
-        refits = plan.refits
-        plan = PruningPlan.from_dict(plan.to_dict(), analyze(model))
-        plan.refits = refits
+        plan = PruningPlan.from_dict(plan.to_dict(), analyze(model))  # refits too
     return plan
 
 
@@ -73,7 +71,7 @@ def _edit_config(serialized, graph, masks):
             continue
         if node.kind == "mixer":
             width = int(masks[node.outputs[0]].sum())
-            cfg["units" if node.class_name == "Dense" else "filters"] = width
+            cfg[node.spec.width_key] = width
         elif node.kind == "reshape" and cfg["target_shape"][-1] != -1:
             cfg["target_shape"] = list(cfg["target_shape"][:-1]) + [
                 int(masks[node.outputs[0]].sum())]
@@ -84,7 +82,7 @@ def _copy_weights(target, graph, masks, transform, refits=None):
     """Copies each layer's weights into `target`, through `transform`.
 
     `transform(value, axes, in_mask, out_mask, repeat)` maps one weight of a
-    layer with a known layout; other layers are copied as they are. A
+    layer registered with a `LayerSpec`; other layers are copied as they are. A
     weight in `refits[layer name]` replaces the original and is already
     restricted to the kept inputs: only its outputs are sliced.
     """
@@ -97,23 +95,31 @@ def _copy_weights(target, graph, masks, transform, refits=None):
         if not getattr(node.layer, "weights", None):
             continue
         layer, new_layer = node.layer, _get_layer(target, node.path)
-        layout = LAYOUTS.get(node.class_name)
-        if layout is None or node.kind == "barrier" or isinstance(layer, keras.Model):
+        if node.spec is None or node.kind == "barrier" or isinstance(layer, keras.Model):
             new_layer.set_weights(layer.get_weights())
             continue
+        layout = node.spec.weights
         in_mask = masks[node.inputs[0]]
         out_mask = masks[node.outputs[0]]
-        repeat = int(node.config.get("depth_multiplier", 1) or 1)
         values = {}
         for w in layer.weights:
+            axes = layout[w.name]
+            repeat = axes.repeat_for(node.config)
             refit = refits.get(node.name, {}).get(w.name)
             if refit is None:
-                values[w.name] = transform(keras.ops.convert_to_numpy(w), layout[w.name],
+                values[w.name] = transform(keras.ops.convert_to_numpy(w), axes,
                                            in_mask, out_mask, repeat)
             else:
-                values[w.name] = transform(np.asarray(refit), layout[w.name],
+                values[w.name] = transform(np.asarray(refit), axes,
                                            None, out_mask, repeat)
         for w in new_layer.weights:
+            if (w.name in refits.get(node.name, {})
+                    and tuple(values[w.name].shape) != tuple(w.shape)):
+                raise InvalidPlanError(
+                    f"re-fitted weight '{node.name}/{w.name}' sliced to the kept "
+                    f"outputs has shape {tuple(values[w.name].shape)}, but the "
+                    f"pruned layer needs {tuple(w.shape)}; the plan's refits do "
+                    "not belong to its kept channels.")
             w.assign(values[w.name])
 
 
@@ -193,14 +199,13 @@ def weight_slicers(graph, masks):
     """Weight key -> the slicing `rebuild` applies to that weight."""
     out = {}
     for node in graph.nodes:
-        layout = LAYOUTS.get(node.class_name)
-        if (layout is None or not node.first_call or node.kind == "barrier"
+        if (node.spec is None or not node.first_call or node.kind == "barrier"
                 or isinstance(node.layer, keras.Model)):
             continue
         in_mask, out_mask = masks[node.inputs[0]], masks[node.outputs[0]]
-        repeat = int(node.config.get("depth_multiplier", 1) or 1)
         for w in node.layer.weights:
-            axes = layout[w.name]
+            axes = node.spec.weights[w.name]
+            repeat = axes.repeat_for(node.config)
             out[(node.path, w.name)] = (
                 lambda v, a=axes, i=in_mask, o=out_mask, r=repeat: slice_weight(v, a, i, o, r))
     return out
