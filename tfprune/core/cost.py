@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from tfprune.core.graph import ChannelGraph, analyze
+from tfprune.core.kernels import kernel_config
 
 _TRANSPOSE = ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
 _SEPARABLE = ("SeparableConv1D", "SeparableConv2D")
@@ -59,7 +60,7 @@ def _kernel_size(cfg):
     return math.prod(cfg.get("kernel_size") or (1,))
 
 
-def node_cost(graph, node, count):
+def node_cost(graph, node, count, kernels=None):
     """Params and MACs of one layer call.
 
     Args:
@@ -67,11 +68,15 @@ def node_cost(graph, node, count):
         node: a `Node` of the graph.
         count: function tensor key -> number of kept channels on that
             tensor's channel axis (an int, or a tensor for a soft count).
+        kernels: optional dict layer name -> kernel size replacing the
+            layer's own (a plan's `kernels`; soft sizes are fine too).
 
     Returns:
         (params, macs). Params are 0 for calls after a layer's first one.
     """
     cfg = node.config
+    if kernels and node.name in kernels:
+        cfg = kernel_config(cfg, kernels[node.name])
     layer = node.layer
     kind = node.kind
     if kind == "mixer":
@@ -138,6 +143,7 @@ def cost(model, plan=None):
     """
     graph = model if isinstance(model, ChannelGraph) else (
         plan.graph if plan is not None and plan.graph.model is model else analyze(model))
+    kernels = plan.kernels if plan is not None else None
     if plan is None:
         def count(key):
             return len(graph.channels[key])
@@ -150,7 +156,7 @@ def cost(model, plan=None):
     per_layer = {}
     total_params = total_macs = 0
     for node in graph.nodes:
-        params, macs = node_cost(graph, node, count)
+        params, macs = node_cost(graph, node, count, kernels)
         params, macs = int(params), int(macs)
         prev = per_layer.get(node.name)
         if prev:

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 
+from tfprune.core.kernels import check_kernels
 from tfprune.errors import InvalidPlanError
 
 PLAN_FORMAT = "tfprune.PruningPlan/1"
@@ -23,10 +24,14 @@ class PruningPlan:
             not listed are kept whole.
         round_to: if given, every pruned group must keep a multiple of this
             many channels (or all of them); checked here.
+        kernels: optional dict conv layer name -> smaller kernel size (an
+            odd int or tuple, at most the original; the centre is kept).
 
     Attributes:
         keep: dict group id -> sorted int array of kept indices, for every
             group of the graph.
+        kernels: dict layer name -> kernel size tuple, for the convs whose
+            kernel the plan shrinks.
 
     Example:
 
@@ -38,8 +43,9 @@ class PruningPlan:
     ```
     """
 
-    def __init__(self, graph, keep, round_to=None):
+    def __init__(self, graph, keep, round_to=None, kernels=None):
         self.graph = graph
+        self.kernels = check_kernels(graph, kernels)
         self.keep = {}
         # Layer name -> {weight name: value} replacing the kept-input slice of
         # that weight on rebuild (consumer weights re-fitted by a method, e.g.
@@ -106,7 +112,8 @@ class PruningPlan:
 
     @property
     def is_identity(self):
-        return all(len(self.keep[g.id]) == g.size for g in self.graph.groups)
+        return not self.kernels and all(
+            len(self.keep[g.id]) == g.size for g in self.graph.groups)
 
     def to_dict(self):
         groups = []
@@ -120,7 +127,8 @@ class PruningPlan:
                 "keep": self.keep[g.id].tolist(),
             })
         return {"format": PLAN_FORMAT, "model": self.graph.model.name,
-                "groups": groups}
+                "groups": groups,
+                "kernels": {k: list(v) for k, v in self.kernels.items()}}
 
     def to_json(self, indent=None):
         """The plan as JSON text (round-trips through `from_json`)."""
@@ -148,7 +156,7 @@ class PruningPlan:
                     f"({group.producers[:3]}, size {group.size}): the plan was "
                     "made for another model.")
             keep[gid] = entry["keep"]
-        return cls(graph, keep)
+        return cls(graph, keep, kernels=data.get("kernels"))
 
     @classmethod
     def from_json(cls, text, graph):
@@ -163,4 +171,5 @@ class PruningPlan:
         pruned = [g for g in self.graph.groups if len(self.keep[g.id]) < g.size]
         return (f"<PruningPlan: {len(pruned)} of {len(self.graph.groups)} "
                 f"groups pruned, {int(self.kept_channels.sum())}/"
-                f"{self.graph.num_channels} channels kept>")
+                f"{self.graph.num_channels} channels kept"
+                + (f", {len(self.kernels)} kernels shrunk" if self.kernels else "") + ">")

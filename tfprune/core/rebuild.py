@@ -16,6 +16,7 @@ import copy
 import keras
 import numpy as np
 
+from tfprune.core import kernels as kernel_plans
 from tfprune.core.graph import MODEL_CLASSES, analyze, get_operation
 from tfprune.core.layouts import LAYOUTS, slice_weight, zero_inputs
 from tfprune.core.plan import PruningPlan
@@ -80,13 +81,15 @@ def _edit_config(serialized, graph, masks):
     return serialized
 
 
-def _copy_weights(target, graph, masks, transform, refits=None):
+def _copy_weights(target, graph, masks, transform, refits=None, kernel_op=None):
     """Copies each layer's weights into `target`, through `transform`.
 
     `transform(value, axes, in_mask, out_mask, repeat)` maps one weight of a
     layer with a known layout; other layers are copied as they are. A
     weight in `refits[layer name]` replaces the original and is already
     restricted to the kept inputs: only its outputs are sliced.
+    `kernel_op(node, values)`, if given, then maps the kernel weights of
+    layers whose kernel size the plan changes.
     """
     refits = refits or {}
     done = set()
@@ -99,7 +102,13 @@ def _copy_weights(target, graph, masks, transform, refits=None):
         layer, new_layer = node.layer, _get_layer(target, node.path)
         layout = LAYOUTS.get(node.class_name)
         if layout is None or node.kind == "barrier" or isinstance(layer, keras.Model):
-            new_layer.set_weights(layer.get_weights())
+            values = {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
+            if kernel_op is not None and not isinstance(layer, keras.Model):
+                values = kernel_op(node, values)
+                for w in new_layer.weights:
+                    w.assign(values[w.name])
+            else:
+                new_layer.set_weights(layer.get_weights())
             continue
         in_mask = masks[node.inputs[0]]
         out_mask = masks[node.outputs[0]]
@@ -113,12 +122,15 @@ def _copy_weights(target, graph, masks, transform, refits=None):
             else:
                 values[w.name] = transform(np.asarray(refit), layout[w.name],
                                            None, out_mask, repeat)
+        if kernel_op is not None:
+            values = kernel_op(node, values)
         for w in new_layer.weights:
             w.assign(values[w.name])
 
 
-def _clone(model, graph, masks, custom_objects):
+def _clone(model, graph, masks, custom_objects, kernels=None):
     serialized = _edit_config(keras.saving.serialize_keras_object(model), graph, masks)
+    kernel_plans.edit_config(serialized, graph, kernels)
     try:
         with keras.saving.custom_object_scope(custom_objects or {}):
             return keras.saving.deserialize_keras_object(serialized)
@@ -159,9 +171,9 @@ def rebuild(model, plan, custom_objects=None):
         model = fold_gates(model)  # gate factors go into the producers' weights
     plan = _check_plan(model, plan)
     masks = plan.masks()
-    slim = _clone(model, plan.graph, masks, custom_objects)
-
-    _copy_weights(slim, plan.graph, masks, slice_weight, plan.refits)
+    slim = _clone(model, plan.graph, masks, custom_objects, plan.kernels)
+    _copy_weights(slim, plan.graph, masks, slice_weight, plan.refits,
+                  kernel_plans.kernel_op(plan.kernels, kernel_plans.slice_kernel))
     return slim
 
 
@@ -170,8 +182,9 @@ def zero_out(model, plan, custom_objects=None):
 
     Every channel-mixing layer (Conv, Dense, ...) gets zero weights for the
     input channels the plan removes, so the copy computes exactly what
-    `rebuild(model, plan)` computes. Useful to evaluate a plan without
-    changing shapes, and as the reference in equivalence tests.
+    `rebuild(model, plan)` computes. Kernels the plan shrinks keep their
+    size with the removed outer taps set to zero. Useful to evaluate a plan
+    without changing shapes, and as the reference in equivalence tests.
 
     Args:
         model: a `keras.Model` (not modified).
@@ -185,12 +198,14 @@ def zero_out(model, plan, custom_objects=None):
     graph = plan.graph
     full = {k: np.ones(len(v), dtype=bool) for k, v in graph.channels.items()}
     copy_ = _clone(model, graph, full, custom_objects)
-    _copy_weights(copy_, graph, plan.masks(), zero_inputs)
+    _copy_weights(copy_, graph, plan.masks(), zero_inputs,
+                  kernel_op=kernel_plans.kernel_op(plan.kernels, kernel_plans.zero_ring))
     return copy_
 
 
-def weight_slicers(graph, masks):
+def weight_slicers(graph, masks, kernels=None):
     """Weight key -> the slicing `rebuild` applies to that weight."""
+    kernels = kernels or {}
     out = {}
     for node in graph.nodes:
         layout = LAYOUTS.get(node.class_name)
@@ -199,8 +214,16 @@ def weight_slicers(graph, masks):
             continue
         in_mask, out_mask = masks[node.inputs[0]], masks[node.outputs[0]]
         repeat = int(node.config.get("depth_multiplier", 1) or 1)
+        size = kernels.get(node.name)
+        spatial = kernel_plans.KERNEL_WEIGHTS.get(node.class_name) if size else None
         for w in node.layer.weights:
             axes = layout[w.name]
-            out[(node.path, w.name)] = (
-                lambda v, a=axes, i=in_mask, o=out_mask, r=repeat: slice_weight(v, a, i, o, r))
+            if w.name == spatial:
+                out[(node.path, w.name)] = (
+                    lambda v, a=axes, i=in_mask, o=out_mask, r=repeat, k=size:
+                    slice_weight(kernel_plans.slice_kernel(v, k), a, i, o, r))
+            else:
+                out[(node.path, w.name)] = (
+                    lambda v, a=axes, i=in_mask, o=out_mask, r=repeat:
+                    slice_weight(v, a, i, o, r))
     return out
