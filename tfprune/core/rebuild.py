@@ -155,7 +155,8 @@ def rebuild(model, plan, custom_objects=None):
     Returns:
         A new, uncompiled `keras.Model` with the same layer names, dtype
         policies and trainable flags, and the kept channels' weights. The
-        `ChannelGate`s of a gated model are folded into the weights.
+        `ChannelGate`s and `KernelRingMask`s of a gated/masked model are
+        folded into the weights.
 
     Example:
 
@@ -165,6 +166,10 @@ def rebuild(model, plan, custom_objects=None):
     slim.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     ```
     """
+    if any(type(layer).__name__ == "KernelRingMask" for layer in model.layers):
+        from tfprune.core.kernel_masks import unwrap_kernel_masks
+
+        model = unwrap_kernel_masks(model)  # ring factors go into the kernels
     if any(type(layer).__name__ == "ChannelGate" for layer in model.layers):
         from tfprune.core.gates import fold_gates
 
