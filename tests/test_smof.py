@@ -144,3 +144,29 @@ def test_errors():
         tfprune.smof.attach(masked, target_macs=0.5)
     with pytest.raises(tfprune.TargetUnreachableError):
         tfprune.smof.plan(masked, target_macs=10)
+
+
+def test_cli_prune_with_smof(tmp_path, capsys):
+    import os
+
+    from tfprune import cli, zoo
+
+    if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
+        pytest.skip("needs Debian's dataset-fashion-mnist")
+    keras.utils.set_random_seed(0)
+    source = str(tmp_path / "net.keras")
+    zoo.vgg11(input_shape=(28, 28, 1), width=0.125).save(source)
+    out, plan_file = str(tmp_path / "slim.keras"), str(tmp_path / "plan.json")
+    assert cli.main(["prune", source, "--method", "smof", "--target-macs", "0.5",
+                     "--data", "fashion_mnist", "--limit", "256", "--epochs", "1",
+                     "-o", out, "--plan", plan_file]) == 0
+    original = keras.saving.load_model(source)
+    slim = keras.saving.load_model(out)
+    assert tfprune.cost(slim).macs <= 0.5 * tfprune.cost(original).macs
+    graph = tfprune.analyze(original)
+    with open(plan_file) as f:
+        plan = tfprune.PruningPlan.from_json(f.read(), graph)
+    assert tfprune.cost(graph, plan).macs == tfprune.cost(slim).macs
+    assert cli.main(["prune", source, "--method", "smof", "--target-macs", "0.5",
+                     "-o", out]) == 2
+    assert "needs --data" in capsys.readouterr().err
