@@ -237,3 +237,19 @@ def test_axis_pads_matches_tf_same_padding():
                     pl, pr = kernel_plans.axis_pads("same", n, k, kn, s, d)
                     assert first == -pl
                     assert (n + pl + pr - (d * (kn - 1) + 1)) // s + 1 == out
+
+
+def test_weight_slicers_follow_the_kernel_plan():
+    from tfprune.core.rebuild import weight_slicers
+
+    model = keras.Sequential([keras.Input((9, 9, 3)),
+                              layers.Conv2D(4, 5, padding="same", name="a"),
+                              layers.SeparableConv2D(2, 3, name="b")])
+    graph = tfprune.analyze(model)
+    plan = graph.plan({graph.group_of("a").id: [0, 3]}, kernels={"a": 3, "b": 1})
+    slim = tfprune.rebuild(model, plan)
+    slicers = weight_slicers(graph, plan.masks(), plan.kernels)
+    for name in ("a", "b"):
+        for w, new in zip(model.get_layer(name).weights, slim.get_layer(name).weights):
+            sliced = slicers[((name,), w.name)](keras.ops.convert_to_numpy(w))
+            np.testing.assert_array_equal(sliced, keras.ops.convert_to_numpy(new))

@@ -46,7 +46,9 @@ def test_attach_wraps_convs_and_computes_the_same():
     assert (params, macs) == (tfprune.cost(model).params, tfprune.cost(model).macs)
 
 
-def test_fit_reaches_the_budget_and_plan_meets_it(tmp_path):
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fit_reaches_the_budget_and_plan_meets_it(seed):
+    keras.utils.set_random_seed(seed)
     model = _model()
     masked = tfprune.smof.attach(model, target_macs=0.4)
     masked.compile(keras.optimizers.SGD(0.1, momentum=0.9), LOSS)

@@ -167,10 +167,10 @@ class _Budget:
     def kernel_sizes(self, hard_numpy, everything=False):
         """Layer name -> kernel size per axis (soft tensors unless hard)."""
         out = {}
+        if everything:
+            return out
         for name, mask in self.masks.items():
             kernel = tuple(mask.layer.kernel_size)
-            if everything:
-                continue
             rings = mask.rings
             if hard_numpy:
                 value = keras.ops.convert_to_numpy(rings)
