@@ -26,7 +26,7 @@ from tfprune.errors import (
     UnsupportedLayerError,
     UnsupportedModelError,
 )
-from tfprune.methods import distill, hfp, prunetrain, regularizers
+from tfprune.methods import distill, hfp, prunetrain, regularizers, smof
 from tfprune.ranking import importance
 from tfprune.ranking.prune import prune
 from tfprune.report import report
@@ -39,7 +39,7 @@ __all__ = [
     "UnsupportedLayerError", "UnsupportedModelError", "analyze", "cost",
     "branches", "callbacks", "distill", "hfp", "importance", "layers", "prune",
     "prunetrain", "rebuild", "register_layer", "regularizers", "report",
-    "zero_out",
+    "smof", "zero_out",
 ]
 
 # Modules with heavier imports (tf.data, pygad), loaded on first use.

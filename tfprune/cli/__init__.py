@@ -33,9 +33,11 @@ def parser():
                        "params target and save the slim model.")
     r.add_argument("model", help="a .keras model file (never modified)")
     r.add_argument("-o", "--output", help="where to write the pruned .keras model")
-    r.add_argument("--method", default="l1", choices=["l1", "l2", "bn", "hfp", "ga"],
+    r.add_argument("--method", default="l1",
+                   choices=["l1", "l2", "bn", "hfp", "ga", "smof"],
                    help="l1/l2/bn: channel importance; hfp: train budget gates "
-                   "(needs --data, --epochs); ga: genetic channel search "
+                   "(needs --data, --epochs); smof: train kernel-ring masks and "
+                   "gates (needs --data, --epochs); ga: genetic channel search "
                    "(needs --data) (default: l1)")
     r.add_argument("--target-macs", type=fraction_or_count,
                    help="fraction of the original MACs (<= 1) or a MACs count")
@@ -49,7 +51,7 @@ def parser():
                    "searching")
     r.add_argument("--data", help="data set for hfp/ga, e.g. fashion_mnist")
     r.add_argument("--epochs", type=positive_int, default=2,
-                   help="hfp: epochs of gate training (default 2)")
+                   help="hfp/smof: epochs of mask training (default 2)")
     r.add_argument("--generations", type=positive_int, default=30,
                    help="ga: generations per group (default 30)")
     r.add_argument("--limit", type=positive_int, help="use the first N training images")

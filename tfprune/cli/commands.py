@@ -42,7 +42,7 @@ def prune(args):
     if args.from_plan:
         with open(args.from_plan) as f:
             plan = tfprune.PruningPlan.from_json(f.read(), graph)
-    elif args.method in ("hfp", "ga"):
+    elif args.method in ("hfp", "ga", "smof"):
         plan, model = _trained_plan(args, model, graph)
     else:
         plan = tfprune.prune(graph, method=args.method, target_macs=args.target_macs,
@@ -89,6 +89,17 @@ def _trained_plan(args, model, graph):
         gated.fit(train, epochs=args.epochs, verbose=2,
                   callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=1)])
         return tfprune.hfp.plan(gated, round_to=args.round_to), gated
+    if args.method == "smof":
+        train = datasets.load(args.data, split="train", batch_size=128, augment=True,
+                              limit=args.limit)
+        masked = tfprune.smof.attach(model, target_macs=args.target_macs,
+                                     target_params=args.target_params)
+        masked.compile(keras.optimizers.SGD(0.02, momentum=0.9, nesterov=True),
+                       keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                       metrics=["accuracy"])
+        masked.fit(train, epochs=args.epochs, verbose=2,
+                   callbacks=[tfprune.callbacks.SMOFSchedule(ramp_epochs=1)])
+        return tfprune.smof.plan(masked), masked
     x, y = datasets.load(args.data, split="train", as_numpy=True, limit=args.limit)
     idx = np.random.default_rng(0).choice(len(x), min(len(x), 512), replace=False)
     search = tfprune.search.GeneticChannelSearch(

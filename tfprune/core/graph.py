@@ -243,19 +243,20 @@ class ChannelGraph:
                 out.setdefault(key, []).append(node)
         return out
 
-    def plan(self, keep=None):
+    def plan(self, keep=None, kernels=None):
         """A `PruningPlan` keeping `keep[group_id]` in each listed group.
 
         Args:
             keep: dict group id -> iterable of channel indices to keep.
                 Groups not listed are kept whole.
+            kernels: dict conv layer name -> smaller kernel size (SMOF).
 
         Returns:
             A validated `PruningPlan`.
         """
         from tfprune.core.plan import PruningPlan
 
-        return PruningPlan(self, keep or {})
+        return PruningPlan(self, keep or {}, kernels=kernels)
 
     def summary(self):
         """A printable table of the groups and barriers."""

@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 
+from tfprune.core.kernels import check_kernels
 from tfprune.errors import InvalidPlanError
 
 PLAN_FORMAT = "tfprune.PruningPlan/1"
@@ -25,10 +26,14 @@ class PruningPlan:
             not listed are kept whole.
         round_to: if given, every pruned group must keep a multiple of this
             many channels (or all of them); checked here.
+        kernels: optional dict conv layer name -> smaller kernel size (an
+            odd int or tuple, at most the original; the centre is kept).
 
     Attributes:
         keep: dict group id -> sorted int array of kept indices, for every
             group of the graph.
+        kernels: dict layer name -> kernel size tuple, for the convs whose
+            kernel the plan shrinks.
 
     Example:
 
@@ -40,8 +45,9 @@ class PruningPlan:
     ```
     """
 
-    def __init__(self, graph, keep, round_to=None):
+    def __init__(self, graph, keep, round_to=None, kernels=None):
         self.graph = graph
+        self.kernels = check_kernels(graph, kernels)
         self.keep = {}
         # Layer name -> {weight name: value} replacing the kept-input slice of
         # that weight on rebuild (consumer weights re-fitted by a method, e.g.
@@ -108,7 +114,8 @@ class PruningPlan:
 
     @property
     def is_identity(self):
-        return all(len(self.keep[g.id]) == g.size for g in self.graph.groups)
+        return not self.kernels and all(
+            len(self.keep[g.id]) == g.size for g in self.graph.groups)
 
     def to_dict(self):
         groups = []
@@ -122,7 +129,8 @@ class PruningPlan:
                 "keep": self.keep[g.id].tolist(),
             })
         data = {"format": PLAN_FORMAT, "model": self.graph.model.name,
-                "groups": groups}
+                "groups": groups,
+                "kernels": {k: list(v) for k, v in self.kernels.items()}}
         if self.refits:
             data["refits"] = {layer: {name: _encode_array(value)
                                       for name, value in weights.items()}
@@ -155,7 +163,7 @@ class PruningPlan:
                     f"({group.producers[:3]}, size {group.size}): the plan was "
                     "made for another model.")
             keep[gid] = entry["keep"]
-        plan = cls(graph, keep)
+        plan = cls(graph, keep, kernels=data.get("kernels"))
         plan.refits = _decode_refits(data.get("refits"), graph)
         return plan
 
@@ -172,7 +180,8 @@ class PruningPlan:
         pruned = [g for g in self.graph.groups if len(self.keep[g.id]) < g.size]
         return (f"<PruningPlan: {len(pruned)} of {len(self.graph.groups)} "
                 f"groups pruned, {int(self.kept_channels.sum())}/"
-                f"{self.graph.num_channels} channels kept>")
+                f"{self.graph.num_channels} channels kept"
+                + (f", {len(self.kernels)} kernels shrunk" if self.kernels else "") + ">")
 
 
 def _encode_array(value):

@@ -16,6 +16,7 @@ import copy
 import keras
 import numpy as np
 
+from tfprune.core import kernels as kernel_plans
 from tfprune.core.graph import MODEL_CLASSES, analyze, get_operation
 from tfprune.core.plan import PruningPlan
 from tfprune.core.registry import slice_weight, zero_inputs
@@ -78,13 +79,15 @@ def _edit_config(serialized, graph, masks):
     return serialized
 
 
-def _copy_weights(target, graph, masks, transform, refits=None):
+def _copy_weights(target, graph, masks, transform, refits=None, kernel_op=None):
     """Copies each layer's weights into `target`, through `transform`.
 
     `transform(value, axes, in_mask, out_mask, repeat)` maps one weight of a
     layer registered with a `LayerSpec`; other layers are copied as they are. A
     weight in `refits[layer name]` replaces the original and is already
     restricted to the kept inputs: only its outputs are sliced.
+    `kernel_op(node, values)`, if given, then maps the kernel weights of
+    layers whose kernel size the plan changes.
     """
     refits = refits or {}
     done = set()
@@ -96,7 +99,13 @@ def _copy_weights(target, graph, masks, transform, refits=None):
             continue
         layer, new_layer = node.layer, _get_layer(target, node.path)
         if node.spec is None or node.kind == "barrier" or isinstance(layer, keras.Model):
-            new_layer.set_weights(layer.get_weights())
+            if kernel_op is not None and not isinstance(layer, keras.Model):
+                values = {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
+                values = kernel_op(node, values)
+                for w in new_layer.weights:
+                    w.assign(values[w.name])
+            else:
+                new_layer.set_weights(layer.get_weights())
             continue
         layout = node.spec.weights
         in_mask = masks[node.inputs[0]]
@@ -112,6 +121,8 @@ def _copy_weights(target, graph, masks, transform, refits=None):
             else:
                 values[w.name] = transform(np.asarray(refit), axes,
                                            None, out_mask, repeat)
+        if kernel_op is not None:
+            values = kernel_op(node, values)
         for w in new_layer.weights:
             if (w.name in refits.get(node.name, {})
                     and tuple(values[w.name].shape) != tuple(w.shape)):
@@ -123,8 +134,9 @@ def _copy_weights(target, graph, masks, transform, refits=None):
             w.assign(values[w.name])
 
 
-def _clone(model, graph, masks, custom_objects):
+def _clone(model, graph, masks, custom_objects, kernels=None):
     serialized = _edit_config(keras.saving.serialize_keras_object(model), graph, masks)
+    kernel_plans.edit_config(serialized, graph, kernels)
     try:
         with keras.saving.custom_object_scope(custom_objects or {}):
             return keras.saving.deserialize_keras_object(serialized)
@@ -149,7 +161,8 @@ def rebuild(model, plan, custom_objects=None):
     Returns:
         A new, uncompiled `keras.Model` with the same layer names, dtype
         policies and trainable flags, and the kept channels' weights. The
-        `ChannelGate`s of a gated model are folded into the weights.
+        `ChannelGate`s and `KernelRingMask`s of a gated/masked model are
+        folded into the weights.
 
     Example:
 
@@ -159,15 +172,19 @@ def rebuild(model, plan, custom_objects=None):
     slim.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     ```
     """
+    if any(type(layer).__name__ == "KernelRingMask" for layer in model.layers):
+        from tfprune.core.kernel_masks import unwrap_kernel_masks
+
+        model = unwrap_kernel_masks(model)  # ring factors go into the kernels
     if any(type(layer).__name__ == "ChannelGate" for layer in model.layers):
         from tfprune.core.gates import fold_gates
 
         model = fold_gates(model)  # gate factors go into the producers' weights
     plan = _check_plan(model, plan)
     masks = plan.masks()
-    slim = _clone(model, plan.graph, masks, custom_objects)
-
-    _copy_weights(slim, plan.graph, masks, slice_weight, plan.refits)
+    slim = _clone(model, plan.graph, masks, custom_objects, plan.kernels)
+    _copy_weights(slim, plan.graph, masks, slice_weight, plan.refits,
+                  kernel_plans.kernel_op(plan.kernels, kernel_plans.slice_kernel))
     return slim
 
 
@@ -176,8 +193,9 @@ def zero_out(model, plan, custom_objects=None):
 
     Every channel-mixing layer (Conv, Dense, ...) gets zero weights for the
     input channels the plan removes, so the copy computes exactly what
-    `rebuild(model, plan)` computes. Useful to evaluate a plan without
-    changing shapes, and as the reference in equivalence tests.
+    `rebuild(model, plan)` computes. Kernels the plan shrinks keep their
+    size with the removed outer taps set to zero. Useful to evaluate a plan
+    without changing shapes, and as the reference in equivalence tests.
 
     Args:
         model: a `keras.Model` (not modified).
@@ -191,21 +209,31 @@ def zero_out(model, plan, custom_objects=None):
     graph = plan.graph
     full = {k: np.ones(len(v), dtype=bool) for k, v in graph.channels.items()}
     copy_ = _clone(model, graph, full, custom_objects)
-    _copy_weights(copy_, graph, plan.masks(), zero_inputs)
+    _copy_weights(copy_, graph, plan.masks(), zero_inputs,
+                  kernel_op=kernel_plans.kernel_op(plan.kernels, kernel_plans.zero_ring))
     return copy_
 
 
-def weight_slicers(graph, masks):
+def weight_slicers(graph, masks, kernels=None):
     """Weight key -> the slicing `rebuild` applies to that weight."""
+    kernels = kernels or {}
     out = {}
     for node in graph.nodes:
         if (node.spec is None or not node.first_call or node.kind == "barrier"
                 or isinstance(node.layer, keras.Model)):
             continue
         in_mask, out_mask = masks[node.inputs[0]], masks[node.outputs[0]]
+        size = kernels.get(node.name)
+        spatial = kernel_plans.KERNEL_WEIGHTS.get(node.class_name) if size else None
         for w in node.layer.weights:
             axes = node.spec.weights[w.name]
             repeat = axes.repeat_for(node.config)
-            out[(node.path, w.name)] = (
-                lambda v, a=axes, i=in_mask, o=out_mask, r=repeat: slice_weight(v, a, i, o, r))
+            if w.name == spatial:
+                out[(node.path, w.name)] = (
+                    lambda v, a=axes, i=in_mask, o=out_mask, r=repeat, k=size:
+                    slice_weight(kernel_plans.slice_kernel(v, k), a, i, o, r))
+            else:
+                out[(node.path, w.name)] = (
+                    lambda v, a=axes, i=in_mask, o=out_mask, r=repeat:
+                    slice_weight(v, a, i, o, r))
     return out
