@@ -4,6 +4,8 @@ import fcntl
 import json
 import os
 
+from tfprune.core.fileio import write_atomic
+
 HERE = os.path.dirname(__file__)
 RESULTS = os.path.join(HERE, "results.json")
 REPORT = os.path.join(os.path.dirname(HERE), "BENCHMARKS.md")
@@ -27,10 +29,7 @@ def append(row, replace_keys=("kind", "model", "method", "target", "scope", "rou
         rows = [r for r in load()
                 if any(r.get(k) != row.get(k) for k in replace_keys)]
         rows.append(row)
-        tmp = RESULTS + f".{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(rows, f, indent=1)
-        os.replace(tmp, RESULTS)
+        write_atomic(RESULTS, json.dumps(rows, indent=1))
         write_report(rows)
 
 
@@ -136,8 +135,7 @@ def write_report(rows=None):
                        f"{r['runs']} | {r['machine']} |")
     if latency_rows:
         out += _latency_section(latency_rows)
-    with open(REPORT, "w") as f:
-        f.write("\n".join(out) + "\n")
+    write_atomic(REPORT, "\n".join(out) + "\n")
 
 
 _LATENCY_COLUMNS = (

@@ -4,7 +4,7 @@ Example:
 
 ```python
 import tfprune
-plan = tfprune.prune(model, method="l1", target_macs=0.5)
+plan = tfprune.prune(model, criterion="l1", target_macs=0.5)
 slim = tfprune.rebuild(model, plan)
 print(tfprune.cost(model).macs, tfprune.cost(slim).macs)
 ```
