@@ -27,7 +27,6 @@ def inspect_model(args):
 
 def prune(args):
     import tfprune
-
     from tfprune.core.fileio import save_model, write_atomic
     from tfprune.core.finite import check_finite
 
