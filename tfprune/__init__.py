@@ -19,7 +19,9 @@ from tfprune.core.graph import Barrier, ChannelGraph, ChannelGroup, analyze
 from tfprune.core.plan import PruningPlan
 from tfprune.core.rebuild import rebuild, zero_out
 from tfprune.errors import (
+    DatasetUnavailableError,
     InvalidPlanError,
+    NonFiniteWeightsError,
     TargetUnreachableError,
     TfpruneError,
     UnsupportedLayerError,
@@ -32,7 +34,8 @@ from tfprune.ranking.prune import prune
 __version__ = "0.1.0"
 
 __all__ = [
-    "Barrier", "ChannelGraph", "ChannelGroup", "Cost", "InvalidPlanError",
+    "Barrier", "ChannelGraph", "ChannelGroup", "Cost", "DatasetUnavailableError",
+    "InvalidPlanError", "NonFiniteWeightsError",
     "LayerCost", "PruningPlan", "TargetUnreachableError", "TfpruneError",
     "UnsupportedLayerError", "UnsupportedModelError", "analyze", "cost",
     "branches", "callbacks", "distill", "hfp", "importance", "layers", "prune",
