@@ -100,6 +100,14 @@ def check_outputs(inputs=(), outputs=(), ext=None, overwrite=True):
         if not path:
             continue
         label = f"{option} {path}" if option else path
+        for other in inputs:
+            if _same_file(path, other):
+                raise CliError(f"{label} would overwrite the input {other}; "
+                               "choose another output path")
+        for other, other_label in seen:
+            if _same_file(path, other):
+                raise CliError(f"{label} and {other_label} are the same file; "
+                               "give each output its own path")
         if want and not path.endswith(want):
             hint = ""
             if want == ".keras" and path.lower().endswith((".h5", ".hdf5")):
@@ -114,14 +122,6 @@ def check_outputs(inputs=(), outputs=(), ext=None, overwrite=True):
                            "create it first")
         if not os.access(directory, os.W_OK | os.X_OK):
             raise CliError(f"{label}: the directory {directory} is not writable")
-        for other in inputs:
-            if _same_file(path, other):
-                raise CliError(f"{label} would overwrite the input {other}; "
-                               "choose another output path")
-        for other, other_label in seen:
-            if _same_file(path, other):
-                raise CliError(f"{label} and {other_label} are the same file; "
-                               "give each output its own path")
         if not overwrite and os.path.lexists(path):
             raise CliError(f"{label} already exists; pass --force to overwrite it")
         seen.append((path, label))
