@@ -334,6 +334,13 @@ def test_nan_model_is_refused_by_the_cli(tmp_path):
     assert digest(path) == before and sorted(os.listdir(tmp_path)) == ["nan.keras"]
 
 
+def test_inspect_warns_about_nan_weights(tmp_path, capsys):
+    path = tmp_path / "nan.keras"
+    _poison(tiny_model(), "conv2", "bias", np.nan).save(path)
+    assert cli.main(["inspect", str(path)]) == 0
+    assert "warning: layer 'conv2' weight 'bias' has 1 NaN value" in capsys.readouterr().out
+
+
 def test_nan_model_is_refused_with_a_plan_too(tmp_path, model_file, capsys):
     plan = tmp_path / "plan.json"
     assert cli.main(["prune", model_file, "-o", str(tmp_path / "a.keras"),

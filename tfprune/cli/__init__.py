@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from tfprune.cli import commands
+from tfprune.cli import commands, interrupt
 from tfprune.cli.common import (
     CliError,
     check_outputs,
@@ -111,24 +111,25 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfprune.errors import TfpruneError
 
-    try:
-        args = parser().parse_args(argv)
-        return args.func(args)
-    except KeyboardInterrupt:
-        # Outputs are written through tfprune.core.fileio, which removes its
-        # temporary file on the way out, so nothing half-written is left.
-        print("tfprune: interrupted", file=sys.stderr)
-        return 130
-    except (CliError, TfpruneError, OSError, ValueError, KeyError) as e:
-        print(f"tfprune: error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    except Exception as e:
-        if os.environ.get("TFPRUNE_TRACEBACK"):
-            raise
-        print(f"tfprune: internal error: {type(e).__name__}: {_one_line(e)} "
-              "(a bug in tfprune; rerun with TFPRUNE_TRACEBACK=1 and report "
-              "the traceback)", file=sys.stderr)
-        return 1
+    with interrupt.handled() as interrupts:
+        try:
+            args = parser().parse_args(argv)
+            return args.func(args)
+        except KeyboardInterrupt:
+            # Outputs are written through tfprune.core.fileio, which removes
+            # its temporary file on the way out: nothing half-written is left.
+            interrupts.report()
+            return 130
+        except (CliError, TfpruneError, OSError, ValueError, KeyError) as e:
+            print(f"tfprune: error: {_one_line(e)}", file=sys.stderr)
+            return 2
+        except Exception as e:
+            if os.environ.get("TFPRUNE_TRACEBACK"):
+                raise
+            print(f"tfprune: internal error: {type(e).__name__}: {_one_line(e)} "
+                  "(a bug in tfprune; rerun with TFPRUNE_TRACEBACK=1 and report "
+                  "the traceback)", file=sys.stderr)
+            return 1
 
 
 def _one_line(error):

@@ -5,10 +5,15 @@ from tfprune.cli.common import CliError, check_outputs, fmt_count, load_model, r
 
 def inspect_model(args):
     import tfprune
+    from tfprune.core.finite import check_finite
 
     model = load_model(args.model)
     graph = tfprune.analyze(model)
     total = tfprune.cost(graph)
+    try:
+        check_finite(model)
+    except tfprune.NonFiniteWeightsError as e:  # inspecting is still useful
+        print(f"warning: {e}")
     print(f"model '{model.name}': {fmt_count(total.params)} params, "
           f"{fmt_count(total.macs)} MACs, {len(graph.groups)} channel groups "
           f"({len(graph.prunable_groups)} prunable), "

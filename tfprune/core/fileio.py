@@ -11,7 +11,23 @@ target as it was.
 import contextlib
 import os
 
-__all__ = ["atomic_path", "save_model", "write_atomic"]
+__all__ = ["atomic_path", "remove_pending", "save_model", "write_atomic"]
+
+# Temporary files being written now, so that a process that must exit at
+# once (the CLI's second Ctrl-C) can still remove them.
+_PENDING = set()
+
+
+def remove_pending():
+    """Removes the temporary files of writes still in progress.
+
+    For a process about to exit without unwinding (`os._exit`); the targets
+    are left as they were.
+    """
+    for tmp in list(_PENDING):
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        _PENDING.discard(tmp)
 
 
 def _temporary_name(path):
@@ -68,6 +84,7 @@ def atomic_path(path):
     # Mode 0o666 lets the umask decide the permissions, as for any new file
     # (tempfile.mkstemp would make it private to the user).
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    _PENDING.add(tmp)
     try:
         yield tmp
         _fsync(tmp)
@@ -76,6 +93,8 @@ def atomic_path(path):
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+    finally:
+        _PENDING.discard(tmp)
     _fsync(os.path.dirname(os.path.abspath(path)))
 
 
