@@ -4,7 +4,7 @@ Example:
 
 ```python
 import tfprune
-plan = tfprune.prune(model, method="l1", target_macs=0.5)
+plan = tfprune.prune(model, criterion="l1", target_macs=0.5)
 slim = tfprune.rebuild(model, plan)
 print(tfprune.cost(model).macs, tfprune.cost(slim).macs)
 ```
@@ -20,7 +20,9 @@ from tfprune.core.plan import PruningPlan
 from tfprune.core.rebuild import rebuild, zero_out
 from tfprune.core.registry import LayerSpec, register_layer
 from tfprune.errors import (
+    DatasetUnavailableError,
     InvalidPlanError,
+    NonFiniteWeightsError,
     TargetUnreachableError,
     TfpruneError,
     UnsupportedLayerError,
@@ -34,8 +36,9 @@ from tfprune.report import report
 __version__ = "0.1.0"
 
 __all__ = [
-    "Barrier", "ChannelGraph", "ChannelGroup", "Cost", "InvalidPlanError",
-    "LayerCost", "LayerSpec", "PruningPlan", "TargetUnreachableError", "TfpruneError",
+    "Barrier", "ChannelGraph", "ChannelGroup", "Cost", "DatasetUnavailableError",
+    "InvalidPlanError", "LayerCost", "LayerSpec", "NonFiniteWeightsError",
+    "PruningPlan", "TargetUnreachableError", "TfpruneError",
     "UnsupportedLayerError", "UnsupportedModelError", "analyze", "cost",
     "branches", "callbacks", "distill", "hfp", "importance", "layers", "prune",
     "prunetrain", "rebuild", "register_layer", "regularizers", "report",

@@ -1,16 +1,19 @@
 """tfprune's own commands: inspect, prune, train, report."""
 
-import os
-
-from tfprune.cli.common import CliError, fmt_count, load_model
+from tfprune.cli.common import CliError, check_outputs, fmt_count, load_model, read_text
 
 
 def inspect_model(args):
     import tfprune
+    from tfprune.core.finite import check_finite
 
     model = load_model(args.model)
     graph = tfprune.analyze(model)
     total = tfprune.cost(graph)
+    try:
+        check_finite(model)
+    except tfprune.NonFiniteWeightsError as e:  # inspecting is still useful
+        print(f"warning: {e}")
     print(f"model '{model.name}': {fmt_count(total.params)} params, "
           f"{fmt_count(total.macs)} MACs, {len(graph.groups)} channel groups "
           f"({len(graph.prunable_groups)} prunable), "
@@ -29,33 +32,34 @@ def inspect_model(args):
 
 def prune(args):
     import tfprune
+    from tfprune.core.fileio import save_model, write_atomic
+    from tfprune.core.finite import check_finite
 
     if args.output is None:
         raise CliError("give the output file with -o slim.keras")
-    if os.path.abspath(args.output) == os.path.abspath(args.model):
-        raise CliError("the output would overwrite the input model; choose "
-                        "another -o path")
     if args.target_macs is None and args.target_params is None and not args.from_plan:
         raise CliError("give --target-macs and/or --target-params (or --from-plan)")
+    check_outputs(inputs=[args.model, args.from_plan],
+                  outputs=[(args.output, ".keras", "-o"), (args.plan, ".json", "--plan")])
+    plan_text = read_text(args.from_plan, "plan file") if args.from_plan else None
     model = load_model(args.model)
+    check_finite(model)
     graph = tfprune.analyze(model)
-    if args.from_plan:
-        with open(args.from_plan) as f:
-            plan = tfprune.PruningPlan.from_json(f.read(), graph)
+    if plan_text is not None:
+        plan = tfprune.PruningPlan.from_json(plan_text, graph)
     elif args.method in ("hfp", "ga", "smof"):
         plan, model = _trained_plan(args, model, graph)
     else:
-        plan = tfprune.prune(graph, method=args.method, target_macs=args.target_macs,
+        plan = tfprune.prune(graph, criterion=args.method, target_macs=args.target_macs,
                              target_params=args.target_params, scope=args.scope,
                              round_to=args.round_to)
     slim = tfprune.rebuild(model, plan)
+    check_finite(slim, "saving the pruned model")
     before, after = tfprune.cost(graph), tfprune.cost(slim)
-    tmp = args.output + ".partial.keras"
-    slim.save(tmp)
-    os.replace(tmp, args.output)  # never leave a half-written file behind
     if args.plan:
-        with open(args.plan, "w") as f:
-            f.write(plan.to_json(indent=1))
+        write_atomic(args.plan, plan.to_json(indent=1))
+    # The model goes last: once it exists, so does its plan.
+    save_model(slim, args.output)
     print(f"{'':<8} {'params':>14} {'MACs':>16}")
     print(f"{'before':<8} {fmt_count(before.params):>14} {fmt_count(before.macs):>16}")
     print(f"{'after':<8} {fmt_count(after.params):>14} {fmt_count(after.macs):>16}")
@@ -112,6 +116,9 @@ def _trained_plan(args, model, graph):
 def train(args):
     from tfprune.cli.train import train_zoo_model
 
+    if not args.output:
+        raise CliError("give the output file with -o slim.keras")
+    check_outputs(outputs=[(args.output, ".keras", "-o")])
     return train_zoo_model(
         args.model, args.data, args.epochs, args.output,
         penalty_ratio=args.penalty_ratio, reconfigure_every=args.reconfigure_every,

@@ -17,6 +17,63 @@ from tfprune.errors import InvalidPlanError
 PLAN_FORMAT = "tfprune.PruningPlan/1"
 
 
+def _is_int(value):
+    """True for ints (numpy ints too), never for bools, floats or strings."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _indices(values, where):
+    """The kept indices as Python ints; refuses anything but whole numbers.
+
+    A float such as 1.7 is refused rather than truncated, and so are
+    strings ("1"), bools and None, so a damaged plan never keeps channels
+    nobody chose.
+    """
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "iu":
+            raise InvalidPlanError(
+                f"{where}: kept indices must be an integer array, got dtype "
+                f"{values.dtype}.")
+        return [int(i) for i in values.ravel()]
+    if values is None or isinstance(values, (str, bytes, dict)) or not hasattr(
+            values, "__iter__"):
+        raise InvalidPlanError(
+            f"{where}: kept indices must be a list of channel numbers, got "
+            f"{values!r}.")
+    result = []
+    for value in values:
+        if not _is_int(value):
+            raise InvalidPlanError(
+                f"{where}: kept index {value!r} is not a whole number; list "
+                "channel numbers such as [0, 2, 5].")
+        result.append(int(value))
+    return result
+
+
+def _check_entry(entry, number):
+    """The types of one group entry of a plan's JSON form."""
+    if not isinstance(entry, dict):
+        raise InvalidPlanError(
+            f"plan group entry {number} is {type(entry).__name__}, not an "
+            "object with id, size, producers and keep.")
+    missing = [k for k in ("id", "size", "producers", "keep") if k not in entry]
+    if missing:
+        raise InvalidPlanError(
+            f"plan group entry {number} lacks {', '.join(map(repr, missing))}; "
+            "every entry has id, size, producers and keep.")
+    for key in ("id", "size"):
+        if not _is_int(entry[key]) or entry[key] < 0:
+            raise InvalidPlanError(
+                f"plan group entry {number}: {key} {entry[key]!r} is not a "
+                "non-negative whole number.")
+    producers = entry["producers"]
+    if not isinstance(producers, list) or not all(isinstance(p, str) for p in producers):
+        raise InvalidPlanError(
+            f"plan group entry {number}: producers must be a list of layer "
+            f"names, got {producers!r}.")
+    _indices(entry["keep"], f"plan group {entry['id']}")
+
+
 class PruningPlan:
     """The channels kept in every group of a `ChannelGraph`.
 
@@ -54,6 +111,15 @@ class PruningPlan:
         # the genetic search); outputs are still sliced by the plan. Stored
         # in the JSON form as base64 .npy data.
         self.refits = {}
+        if not isinstance(keep, dict):
+            raise InvalidPlanError(
+                f"keep must be a dict group id -> kept channel indices, got "
+                f"{type(keep).__name__}.")
+        for gid in keep:
+            if not _is_int(gid):
+                raise InvalidPlanError(
+                    f"plan group id {gid!r} is not a whole number; group ids "
+                    f"are ints 0..{len(graph.groups) - 1}.")
         unknown = set(keep) - {g.id for g in graph.groups}
         if unknown:
             raise InvalidPlanError(
@@ -64,8 +130,8 @@ class PruningPlan:
             if group.id not in keep:
                 self.keep[group.id] = np.arange(group.size)
                 continue
-            idx = np.asarray(sorted(int(i) for i in keep[group.id]), dtype=np.int64)
             where = f"group {group.id} (layers {', '.join(group.producers[:3])})"
+            idx = np.asarray(sorted(_indices(keep[group.id], where)), dtype=np.int64)
             if len(idx) == 0:
                 raise InvalidPlanError(
                     f"{where} keeps no channel; keep at least one.")
@@ -147,7 +213,12 @@ class PruningPlan:
             raise InvalidPlanError(
                 f"not a tfprune plan (expected format '{PLAN_FORMAT}').")
         keep = {}
-        for entry in data["groups"]:
+        if not isinstance(data.get("groups"), list):
+            raise InvalidPlanError(
+                "plan has no 'groups' list; it is damaged or was not written "
+                "by PruningPlan.to_json.")
+        for number, entry in enumerate(data["groups"]):
+            _check_entry(entry, number)
             gid = entry["id"]
             if gid >= len(graph.groups):
                 raise InvalidPlanError(

@@ -167,7 +167,7 @@ def rebuild(model, plan, custom_objects=None):
     Example:
 
     ```python
-    plan = tfprune.prune(model, method="l1", target_macs=0.5)
+    plan = tfprune.prune(model, criterion="l1", target_macs=0.5)
     slim = tfprune.rebuild(model, plan)
     slim.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     ```
