@@ -1,5 +1,7 @@
 """tfprune's own commands: inspect, prune, train, report."""
 
+import os
+
 from tfprune.cli.common import CliError, check_outputs, fmt_count, load_model, read_text
 
 
