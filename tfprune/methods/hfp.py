@@ -50,6 +50,7 @@ from tfprune.core.configs import (
 from tfprune.core.cost import cost, node_cost
 from tfprune.core.gates import GATE, fold_gates
 from tfprune.core.graph import analyze
+from tfprune.core.replicas import MultiWorkerFit, per_replica, strategy_scope
 from tfprune.errors import TfpruneError
 from tfprune.ranking.budget import fit_plan, resolve_target
 
@@ -81,7 +82,7 @@ def _gate_positions(graph):
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
-class GatedModel(keras.Model):
+class GatedModel(MultiWorkerFit, keras.Model):
     """A functional model with `ChannelGate`s and a budget loss.
 
     Made by `tfprune.hfp.attach`. Its loss is the compiled loss plus the
@@ -118,7 +119,9 @@ class GatedModel(keras.Model):
                      training=True):
         loss = super().compute_loss(x=x, y=y, y_pred=y_pred,
                                     sample_weight=sample_weight, training=training)
-        return loss + self.budget.loss()
+        # Keras divides the compiled loss by the replicas (their gradients
+        # are summed); the budget term must be divided alike.
+        return loss + per_replica(self.budget.loss())
 
     def budget_cost(self):
         """(params, MACs) the model would have if pruned at `threshold` now."""
@@ -252,6 +255,13 @@ def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.
     """
     if target_macs is None and target_params is None:
         raise ValueError("give target_macs or target_params (or both).")
+    # Under a tf.distribute strategy the gated copy's variables (weights,
+    # gates, budget progress) belong to the strategy of the model.
+    with strategy_scope(model):
+        return _attach(model, target_macs, target_params, weight, threshold)
+
+
+def _attach(model, target_macs, target_params, weight, threshold):
     graph = analyze(model)
     if any(n.class_name == GATE for n in graph.nodes):
         raise TfpruneError(f"model '{model.name}' already has channel gates.")
