@@ -47,13 +47,18 @@ class PruneTrainModel(MultiWorkerFit, keras.Model):
         super().__init__(*args, **kwargs)
         # Replicas under a distribution strategy (every worker's) set λ to
         # the mean of their first-step estimates, which is the estimate from
-        # the global batch; they add up their sample counts.
+        # the global batch. Each adds its batch times the number of replicas
+        # to the sample count, and the mean of those is the global batch.
+        # ("sum" would be the natural aggregation, but under a multi-worker
+        # strategy an `assign_add` then sums the updated values, doubling
+        # the count at every step with two workers. A mean needs a float;
+        # float64 counts exactly up to 2**53.)
         self.penalty_weight = keras.Variable(
             -1.0, trainable=False, name="penalty_weight", dtype="float32",
             aggregation="mean")
         self.samples_seen = keras.Variable(
-            0, trainable=False, name="samples_seen", dtype="int32",
-            aggregation="sum")
+            0.0, trainable=False, name="samples_seen", dtype="float64",
+            aggregation="mean")
         self._lasso = None
 
     @property
@@ -70,7 +75,7 @@ class PruneTrainModel(MultiWorkerFit, keras.Model):
         loss = keras.ops.cast(loss, "float32")
         if training:
             batch = keras.ops.shape(keras.tree.flatten(x)[0])[0]
-            self.samples_seen.assign_add(keras.ops.cast(batch, "int32"))
+            self.samples_seen.assign_add(keras.ops.cast(batch * num_replicas(), "float64"))
         if self.lasso is None:
             return loss
         penalty = self.lasso.penalty()
