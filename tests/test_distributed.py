@@ -122,7 +122,7 @@ def test_hfp_two_workers(tmp_path):
     assert info["plan"] == results["single"][0]["plan"]
     # The budget was met and the gates pruned something.
     assert info["history"]["macs_ratio"][-1] <= 0.5
-    assert info["plan"]["keep"], info["plan"]
+    assert any(len(g["keep"]) < g["size"] for g in info["plan"]["groups"]), info["plan"]
 
 
 def test_prunetrain_two_workers(tmp_path):

@@ -195,6 +195,7 @@ def convert(model, path, quantization="none", representative_data=None,
         VerificationError: the float or float16 file differs from the
             Keras model by more than the tolerance (nothing is written).
         ValueError: bad arguments, e.g. "int8" without representative data.
+        TfpruneError: Keras runs on another backend than TensorFlow.
 
     Example:
 
@@ -211,6 +212,7 @@ def convert(model, path, quantization="none", representative_data=None,
                          f"{', '.join(QUANTIZATIONS)}.")
     if not isinstance(model, keras.Model):
         raise ValueError(f"expected a keras.Model, got {type(model).__name__}.")
+    _require_tensorflow_backend(model)
     if not model.built or not getattr(model, "inputs", None):
         raise ValueError(f"model '{model.name}' has no defined inputs; build it "
                          "(e.g. call it on a batch or use keras.Input) before "
@@ -294,6 +296,18 @@ def convert(model, path, quantization="none", representative_data=None,
     # The model file goes last: once it exists, its side files do too.
     _write_atomic(path, content)
     return info
+
+
+def _require_tensorflow_backend(model):
+    """TFLite conversion traces the model with TensorFlow ops."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise TfpruneError(
+            f"tflite_export needs the TensorFlow backend (KERAS_BACKEND=tensorflow); "
+            f"model '{getattr(model, 'name', model)}' was built with {backend!r}. "
+            "Save it as .keras and convert it in a TensorFlow process.")
 
 
 def _split_data(data, name):
