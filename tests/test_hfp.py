@@ -136,6 +136,7 @@ def test_budget_callback_needs_a_gated_model():
                   callbacks=[tfprune.callbacks.HolisticBudget()])
 
 
+@pytest.mark.slow_on_jax  # the distiller is no core piece
 def test_distiller(resnet, tmp_path):
     x, y = _data(64)
     plan = tfprune.prune(resnet, target_macs=0.5)

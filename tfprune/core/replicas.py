@@ -164,8 +164,9 @@ class MultiWorkerFit:
         return {k: keras.ops.reshape(v, (1,)) if len(keras.ops.shape(v)) == 0 else v
                 for k, v in logs.items()}
 
-    def train_step(self, data):
-        return self._vector_logs(super().train_step(data))
+    # (*args: JAX's trainer passes (state, data) and gets (logs, state) back.)
+    def train_step(self, *args):
+        return self._vector_logs(super().train_step(*args))
 
-    def test_step(self, data):
-        return self._vector_logs(super().test_step(data))
+    def test_step(self, *args):
+        return self._vector_logs(super().test_step(*args))
