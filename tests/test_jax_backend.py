@@ -41,10 +41,10 @@ reference = keras.ops.convert_to_numpy(tfprune.zero_out(model, plan)(x[:8]))
 np.testing.assert_allclose(keras.ops.convert_to_numpy(slim(x[:8])), reference, atol=1e-4)
 assert tfprune.cost(slim).macs <= 0.5 * tfprune.cost(model).macs
 
-gated = tfprune.hfp.attach(model, target_macs=0.5)
+gated = tfprune.hfp.attach(model, target_macs=0.5, weight=10.0)
 gated.compile(keras.optimizers.SGD(0.05, momentum=0.9),
               keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-history = gated.fit(x, y, epochs=2, batch_size=16, verbose=0,
+history = gated.fit(x, y, epochs=6, batch_size=16, verbose=0,
                     callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=1)])
 assert history.history["macs_ratio"][-1] <= 0.5, history.history
 hfp_plan = tfprune.hfp.plan(gated)

@@ -401,6 +401,7 @@ class HolisticBudget(keras.callbacks.Callback):
         self._base = None
         self._steps = None
         self._step = 0
+        self._progress = None
 
     def on_train_begin(self, logs=None):
         if not hasattr(self.model, "budget"):
@@ -408,6 +409,7 @@ class HolisticBudget(keras.callbacks.Callback):
                 "HolisticBudget needs a model made by tfprune.hfp.attach(...).")
         self._base = cost(fold_gates(self.model))
         self._steps = self.params.get("steps") if self.params else None
+        self._progress = None
         self._set_progress()
 
     def _set_progress(self):
@@ -415,6 +417,15 @@ class HolisticBudget(keras.callbacks.Callback):
             progress = 1.0
         else:
             progress = min(1.0, self._step / (self.ramp_epochs * self._steps))
+        if progress == self._progress:
+            return
+        self._progress = progress
+        # On JAX, fit keeps the training state outside the variables during
+        # an epoch: write it back first, so that the next step reads the
+        # whole state, the new progress included (only while ramping).
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
         self.model.budget_progress.assign(progress)
 
     def on_train_batch_end(self, batch, logs=None):
