@@ -24,8 +24,11 @@ $(FMNIST):
 demo: install data
 	$(PY) examples/demo.py
 
+# The core and the HFP gates are written in keras.ops: their tests run a
+# second time on JAX (tests/conftest.py says which).
 test: install data lint
 	$(PY) -m pytest -q tests
+	KERAS_BACKEND=jax $(PY) -m pytest -q -m "backend_agnostic and not slow_on_jax" tests
 
 # Import contracts (core <- ranking <- methods; tflite_export -> tfprune) and ruff.
 lint: install

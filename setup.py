@@ -28,7 +28,9 @@ setup(
         "matplotlib>=3.7",  # sensitivity and report plots
     ],
     extras_require={
-        "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.6", "import-linter>=2.0"],
+        # jax[cpu]: `make test` runs the core's tests on the JAX backend too.
+        "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.6", "import-linter>=2.0",
+                "jax[cpu]>=0.4"],
         "tfds": ["tensorflow-datasets>=4.9"],
         # The peer row of `python -m benchmarks.latency`: tfmot only prunes
         # tf_keras models. tf_keras requires the `tensorflow` package by

@@ -6,6 +6,23 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+# The part of the suite that `make test` runs a second time on JAX
+# (`-m backend_agnostic`): the core (analyze, plan, cost, rebuild, prune) and
+# the HFP gates, written in keras.ops. A test in these modules that needs
+# TensorFlow is marked `needs_tensorflow` and skipped on other backends.
+BACKEND_AGNOSTIC = {"test_graph.py", "test_plan.py", "test_cost.py", "test_rebuild.py",
+                    "test_prune.py", "test_hfp.py", "test_jax_backend.py"}
+
+needs_tensorflow = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="needs the TensorFlow backend")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in BACKEND_AGNOSTIC:
+            item.add_marker("backend_agnostic")
+
 
 def randomize_bn(model, seed=0):
     """Non-trivial BN statistics, so inference-mode BN is not the identity."""

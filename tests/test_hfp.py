@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import assert_close, randomize_bn
+from conftest import assert_close, needs_tensorflow, randomize_bn
 from keras import layers
 from oracle import masked_reference
 
@@ -94,7 +94,7 @@ def test_budget_ramps_to_the_target_and_groups_keep_a_channel(resnet):
 
     class Watch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            progress.append(float(self.model.budget_progress.numpy()))
+            progress.append(float(keras.ops.convert_to_numpy(self.model.budget_progress)))
 
     gated.fit(x, y, epochs=3, batch_size=16, verbose=0,
               callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=2), Watch()])
@@ -137,6 +137,7 @@ def test_budget_callback_needs_a_gated_model():
                   callbacks=[tfprune.callbacks.HolisticBudget()])
 
 
+@pytest.mark.slow_on_jax  # the distiller is no core piece
 def test_distiller(resnet, tmp_path):
     x, y = _data(64)
     plan = tfprune.prune(resnet, target_macs=0.5)
@@ -163,10 +164,14 @@ def test_distillation_loss_value():
     d.compile("sgd")
     x = np.eye(3, dtype="float32")
     y = np.array([0, 1, 2])
-    s, t = student(x).numpy() / 2.0, teacher(x).numpy() / 2.0
+
+    def numpy(value):
+        return keras.ops.convert_to_numpy(value)
+
+    s, t = numpy(student(x)) / 2.0, numpy(teacher(x)) / 2.0
     ps, pt = np.exp(s) / np.exp(s).sum(1, keepdims=True), np.exp(t) / np.exp(t).sum(1, keepdims=True)
     kl = (pt * np.log(pt / ps)).sum(1).mean() * 4.0
-    logits = student(x).numpy()
+    logits = numpy(student(x))
     ce = -np.mean(np.log(np.exp(logits)[range(3), y] / np.exp(logits).sum(1)))
     got = float(d.compute_loss(x=x, y=y, y_pred=student(x)))
     assert np.isclose(got, 0.5 * ce + 0.5 * kl, rtol=1e-4)
@@ -186,12 +191,14 @@ assert strategy.num_replicas_in_sync == 2
 keras.utils.set_random_seed(0)
 with strategy.scope():
     model = zoo.resnet20(input_shape=(8, 8, 1), classes=3)
-    gated = tfprune.hfp.attach(model, target_macs=0.5, weight=5.0)
+    # 10: before the budget term was divided among the replicas, 5.0 on two
+    # replicas counted twice.
+    gated = tfprune.hfp.attach(model, target_macs=0.5, weight=10.0)
     gated.compile(keras.optimizers.SGD(0.1, momentum=0.9), keras.losses.SparseCategoricalCrossentropy(
         from_logits=True), metrics=["accuracy"])
 x = np.random.default_rng(0).normal(size=(64, 8, 8, 1)).astype("float32")
 y = np.random.default_rng(1).integers(0, 3, 64)
-h = gated.fit(x, y, epochs=4, batch_size=16, verbose=0,
+h = gated.fit(x, y, epochs=6, batch_size=16, verbose=0,
               callbacks=[tfprune.callbacks.HolisticBudget()])
 assert h.history["macs_ratio"][-1] <= 0.5, h.history
 plan = tfprune.hfp.plan(gated)
@@ -205,6 +212,7 @@ print("OK", h.history["macs_ratio"][-1])
 """
 
 
+@needs_tensorflow
 def test_under_mirrored_strategy_with_two_cpus(tmp_path):
     import os
     import subprocess

@@ -85,6 +85,7 @@ _MIXING = (layers.Conv1D, layers.Conv2D, layers.DepthwiseConv2D, layers.Separabl
            layers.Dense)
 
 
+@pytest.mark.slow_on_jax
 @pytest.mark.parametrize("name", sorted(APPLICATIONS))
 def test_keras_applications(name):
     model = randomize_bn(APPLICATIONS[name]())

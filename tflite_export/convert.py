@@ -207,6 +207,7 @@ def convert(model, path, quantization="none", representative_data=None,
         ValueError: bad arguments, e.g. "int8" without representative data.
         FileExistsError: a side file exists and `overwrite_side_files` is
             False.
+        TfpruneError: Keras runs on another backend than TensorFlow.
 
     Example:
 
@@ -223,6 +224,7 @@ def convert(model, path, quantization="none", representative_data=None,
                          f"{', '.join(QUANTIZATIONS)}.")
     if not isinstance(model, keras.Model):
         raise ValueError(f"expected a keras.Model, got {type(model).__name__}.")
+    _require_tensorflow_backend(model)
     if not model.built or not getattr(model, "inputs", None):
         raise ValueError(f"model '{model.name}' has no defined inputs; build it "
                          "(e.g. call it on a batch or use keras.Input) before "
@@ -403,6 +405,16 @@ def _check_cast(original, copy, x):
             f"differs from it by up to {err:.3g} (tolerance {tol:.3g}); nothing "
             "was written. The model may rely on float16 overflow or on a layer "
             "that depends on its dtype policy.")
+def _require_tensorflow_backend(model):
+    """TFLite conversion traces the model with TensorFlow ops."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise TfpruneError(
+            f"tflite_export needs the TensorFlow backend (KERAS_BACKEND=tensorflow); "
+            f"model '{getattr(model, 'name', model)}' was built with {backend!r}. "
+            "Save it as .keras and convert it in a TensorFlow process.")
 
 
 def _split_data(data, name):

@@ -18,9 +18,8 @@ import os
 import zlib
 
 import numpy as np
-import tensorflow as tf
 
-from tfprune.errors import DatasetUnavailableError
+from tfprune.errors import DatasetUnavailableError, TfpruneError
 
 __all__ = [
     "DEFAULT_FASHION_MNIST_DIR",
@@ -370,7 +369,21 @@ def info(name="fashion_mnist", data_dir=None):
     }
 
 
+def _tensorflow():
+    """TensorFlow, which the `tf.data` pipelines need on any Keras backend."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise TfpruneError(
+            "tfprune.datasets.load(..., as_numpy=False) builds tf.data pipelines, "
+            "which need TensorFlow (pip install tensorflow-cpu); without it, "
+            "pass as_numpy=True and batch the arrays yourself.") from None
+    return tf
+
+
 def _augment_fn(hflip):
+    tf = _tensorflow()
+
     def augment(example, seed):
         image, label = example
         flip_seed, crop_seed = tf.unstack(
@@ -388,6 +401,7 @@ def _augment_fn(hflip):
 
 
 def _pipeline(images, labels, batch_size, train, augment, hflip, seed, stats):
+    tf = _tensorflow()
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if train:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
@@ -518,6 +532,8 @@ def load(
             f"`batch_size` must be a positive int, got {batch_size!r}."
         )
 
+    if not as_numpy:
+        _tensorflow()  # before any work
     entry = _source(name, data_dir)
     stats = (entry["mean"], entry["std"]) if standardize else None
     result = {}

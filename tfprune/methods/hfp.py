@@ -50,6 +50,7 @@ from tfprune.core.configs import (
 from tfprune.core.cost import cost, node_cost
 from tfprune.core.gates import GATE, fold_gates
 from tfprune.core.graph import analyze
+from tfprune.core.replicas import MultiWorkerFit, per_replica, strategy_scope
 from tfprune.errors import TfpruneError
 from tfprune.ranking.budget import fit_plan, resolve_target
 
@@ -81,7 +82,7 @@ def _gate_positions(graph):
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
-class GatedModel(keras.Model):
+class GatedModel(MultiWorkerFit, keras.Model):
     """A functional model with `ChannelGate`s and a budget loss.
 
     Made by `tfprune.hfp.attach`. Its loss is the compiled loss plus the
@@ -118,7 +119,9 @@ class GatedModel(keras.Model):
                      training=True):
         loss = super().compute_loss(x=x, y=y, y_pred=y_pred,
                                     sample_weight=sample_weight, training=training)
-        return loss + self.budget.loss()
+        # Keras divides the compiled loss by the replicas (their gradients
+        # are summed); the budget term must be divided alike.
+        return loss + per_replica(self.budget.loss())
 
     def budget_cost(self):
         """(params, MACs) the model would have if pruned at `threshold` now."""
@@ -252,6 +255,13 @@ def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.
     """
     if target_macs is None and target_params is None:
         raise ValueError("give target_macs or target_params (or both).")
+    # Under a tf.distribute strategy the gated copy's variables (weights,
+    # gates, budget progress) belong to the strategy of the model.
+    with strategy_scope(model):
+        return _attach(model, target_macs, target_params, weight, threshold)
+
+
+def _attach(model, target_macs, target_params, weight, threshold):
     graph = analyze(model)
     if any(n.class_name == GATE for n in graph.nodes):
         raise TfpruneError(f"model '{model.name}' already has channel gates.")
@@ -391,6 +401,7 @@ class HolisticBudget(keras.callbacks.Callback):
         self._base = None
         self._steps = None
         self._step = 0
+        self._progress = None
 
     def on_train_begin(self, logs=None):
         if not hasattr(self.model, "budget"):
@@ -398,6 +409,7 @@ class HolisticBudget(keras.callbacks.Callback):
                 "HolisticBudget needs a model made by tfprune.hfp.attach(...).")
         self._base = cost(fold_gates(self.model))
         self._steps = self.params.get("steps") if self.params else None
+        self._progress = None
         self._set_progress()
 
     def _set_progress(self):
@@ -405,6 +417,15 @@ class HolisticBudget(keras.callbacks.Callback):
             progress = 1.0
         else:
             progress = min(1.0, self._step / (self.ramp_epochs * self._steps))
+        if progress == self._progress:
+            return
+        self._progress = progress
+        # On JAX, fit keeps the training state outside the variables during
+        # an epoch: write it back first, so that the next step reads the
+        # whole state, the new progress included (only while ramping).
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
         self.model.budget_progress.assign(progress)
 
     def on_train_batch_end(self, batch, logs=None):

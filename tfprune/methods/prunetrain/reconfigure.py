@@ -6,6 +6,7 @@ from tfprune.core.branches import find_dead_branches, remove_branches
 from tfprune.core.graph import analyze
 from tfprune.core.optimizer_state import load_optimizer_state, new_optimizer, optimizer_state
 from tfprune.core.rebuild import rebuild, weight_slicers
+from tfprune.core.replicas import from_first_replica
 from tfprune.methods.prunetrain.dead import channel_magnitudes, dead_channels, keep_alive
 
 
@@ -60,13 +61,15 @@ def reconfigure(model, optimizer=None, threshold=1e-4, custom_objects=None,
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}.")
     graph = analyze(model)
-    dead = dead_channels(graph, threshold)
+    # Under a multi-worker strategy every worker must rebuild alike: the
+    # decisions come from the first replica's reading of the weights.
+    dead = from_first_replica(dead_channels(graph, threshold), model)
     branches = find_dead_branches(graph, dead) if drop_branches else []
     source = model
     if branches:
         source = remove_branches(model, branches)
         graph = analyze(source)
-    peak = channel_magnitudes(graph)
+    peak = from_first_replica(channel_magnitudes(graph), model)
     plan = graph.plan(keep_alive(graph, peak, peak < threshold))
     if not branches and plan.is_identity:
         return Reconfiguration(model, optimizer, [], 0, False)

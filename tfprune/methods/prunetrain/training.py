@@ -1,6 +1,7 @@
 """The PruneTrain training loop: group lasso, reconfiguring between segments."""
 
 import dataclasses
+import functools
 import os
 
 import keras
@@ -14,6 +15,7 @@ from tfprune.core.optimizer_state import (
     new_optimizer,
     optimizer_state,
 )
+from tfprune.core.replicas import MultiWorkerFit, num_replicas, per_replica, strategy_scope
 from tfprune.errors import TfpruneError
 from tfprune.methods.prunetrain.checkpoint import (
     RunState,
@@ -29,7 +31,7 @@ PASSES_PER_SAMPLE = 3  # forward, backward to activations, backward to weights
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
-class PruneTrainModel(keras.Model):
+class PruneTrainModel(MultiWorkerFit, keras.Model):
     """A functional model whose training loss adds the group lasso.
 
     `fit` trains one of these per segment between reconfigurations; user
@@ -48,14 +50,20 @@ class PruneTrainModel(keras.Model):
     def __init__(self, *args, **kwargs):
         self.penalty_ratio = float(kwargs.pop("penalty_ratio", 0.2))
         super().__init__(*args, **kwargs)
-        # Replicas under a distribution strategy keep the first one's λ, and
-        # add up their sample counts.
+        # Replicas under a distribution strategy (every worker's) set λ to
+        # the mean of their first-step estimates, which is the estimate from
+        # the global batch. Each adds its batch times the number of replicas
+        # to the sample count, and the mean of those is the global batch.
+        # ("sum" would be the natural aggregation, but under a multi-worker
+        # strategy an `assign_add` then sums the updated values, doubling
+        # the count at every step with two workers. A mean needs a float;
+        # float64 counts exactly up to 2**53.)
         self.penalty_weight = keras.Variable(
             -1.0, trainable=False, name="penalty_weight", dtype="float32",
-            aggregation="only_first_replica")
+            aggregation="mean")
         self.samples_seen = keras.Variable(
-            0, trainable=False, name="samples_seen", dtype="int32",
-            aggregation="sum")
+            0.0, trainable=False, name="samples_seen", dtype="float64",
+            aggregation="mean")
         self._lasso = None
 
     @property
@@ -72,17 +80,20 @@ class PruneTrainModel(keras.Model):
         loss = keras.ops.cast(loss, "float32")
         if training:
             batch = keras.ops.shape(keras.tree.flatten(x)[0])[0]
-            self.samples_seen.assign_add(keras.ops.cast(batch, "int32"))
+            self.samples_seen.assign_add(keras.ops.cast(batch * num_replicas(), "float64"))
         if self.lasso is None:
             return loss
         penalty = self.lasso.penalty()
+        # Under a strategy the compiled loss comes divided by the number of
+        # replicas (their gradients are summed); the penalty is divided alike.
         if not training:
-            return loss + keras.ops.maximum(self.penalty_weight, 0.0) * penalty
+            return loss + per_replica(keras.ops.maximum(self.penalty_weight, 0.0) * penalty)
         r = self.penalty_ratio
-        first = keras.ops.stop_gradient(r * loss / ((1.0 - r) * penalty))
+        first = keras.ops.stop_gradient(
+            r * loss * num_replicas() / ((1.0 - r) * penalty))
         weight = keras.ops.where(self.penalty_weight < 0, first, self.penalty_weight)
         self.penalty_weight.assign(weight)
-        return loss + weight * penalty
+        return loss + per_replica(weight * penalty)
 
     def get_config(self):
         return {**super().get_config(), "penalty_ratio": self.penalty_ratio}
@@ -299,6 +310,21 @@ def _batched(train, y, batch_size, run):
     return train.rebatch(size), None
 
 
+def _in_strategy_scope(function):
+    """Runs `function(model, ...)` in the scope of `model`'s strategy.
+
+    Under `tf.distribute` every model, trainer and optimizer that PruneTrain
+    creates (copies, rebuilds at each reconfiguration) must belong to the
+    strategy, so that its variables are mirrored and synchronised.
+    """
+    @functools.wraps(function)
+    def wrapped(model, *args, **kwargs):
+        with strategy_scope(model):
+            return function(model, *args, **kwargs)
+    return wrapped
+
+
+@_in_strategy_scope
 def fit(model, train, y=None, *, epochs=1, batch_size=None, validation_data=None,
         optimizer=None, loss=None, metrics=("accuracy",), penalty_ratio=0.2,
         reconfigure_every=10, threshold=1e-4, callbacks=None, checkpoint_dir=None,
