@@ -97,7 +97,7 @@ def test_group_lasso_groups_and_value():
         + sum(norm(k2[:, :, i, :]) for i in range(4))  # c2 inputs
         + sum(np.sqrt(norm(k2[..., o]) ** 2 + b2[o] ** 2) for o in range(5))
         + sum(norm(fc[i, :]) for i in range(5)))  # fc inputs (not classes)
-    lasso = GroupLasso(model, weight=0.5)
+    lasso = GroupLasso(model, weight=0.5, mode="subgradient")
     assert lasso.num_groups == 4 + 4 + 5 + 5
     assert set(lasso.group_norms()) == {("c1", "output"), ("c2", "input"),
                                         ("c2", "output"), ("fc", "input")}
