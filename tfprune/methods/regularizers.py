@@ -40,7 +40,6 @@ import numpy as np
 from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.layouts import LAYOUTS
 
-
 MODES = ("proximal", "subgradient")
 
 

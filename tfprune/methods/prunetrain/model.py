@@ -31,7 +31,9 @@ class PruneTrainModel(keras.Model):
     (R: the `GroupLasso` penalty), λ set at the first training step so that
     λ·R is a share `penalty_ratio` of that step's loss. In "proximal" mode
     λ·R is reported in the loss but not differentiated: after every
-    optimizer step the groups are soft-thresholded by learning rate × λ.
+    optimizer step the groups are soft-thresholded by learning rate × λ
+    (for SGD with momentum β, the effective rate lr/(1−β): see
+    `effective_rate`).
 
     `layers` and `get_layer` reach the inner network's layers, so code
     written for the functional model keeps working.
@@ -116,10 +118,10 @@ class PruneTrainModel(keras.Model):
     def train_step(self, *args, **kwargs):
         if self.mode != "proximal" or self.lasso is None:
             return super().train_step(*args, **kwargs)
-        rate = self.optimizer.learning_rate  # the rate this step applies
+        rate = effective_rate(self.optimizer)  # the rate this step applies
         logs = super().train_step(*args, **kwargs)
         weight = keras.ops.maximum(keras.ops.convert_to_tensor(self.penalty_weight), 0.0)
-        self.lasso.proximal_step(keras.ops.cast(rate, "float32") * weight)
+        self.lasso.proximal_step(rate * weight)
         return logs
 
     def strategy_scope(self):
@@ -211,6 +213,22 @@ class PruneTrainModel(keras.Model):
         network = keras.saving.deserialize_keras_object(
             config.pop("network"), custom_objects=custom_objects)
         return cls(network, **config)
+
+
+def effective_rate(optimizer):
+    """The step size a constant gradient gets per step, in the long run.
+
+    SGD with momentum β moves a weight by lr/(1−β) per step under a
+    constant gradient; the subgradient form's penalty gets that much, so the
+    proximal step shrinks by λ·lr/(1−β) to be the same penalty. Other
+    optimizers: their learning rate (Adam's per-weight scaling is not
+    modelled).
+    """
+    rate = keras.ops.cast(optimizer.learning_rate, "float32")
+    momentum = float(getattr(optimizer, "momentum", 0.0) or 0.0)
+    if isinstance(optimizer, keras.optimizers.SGD) and 0.0 < momentum < 1.0:
+        rate = rate / (1.0 - momentum)
+    return rate
 
 
 class _Snapshot(list):
