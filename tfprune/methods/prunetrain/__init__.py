@@ -63,7 +63,7 @@ The method's public facts, and tfprune's choices where they leave room:
 """
 
 from tfprune.core.optimizer_state import load_optimizer_state, optimizer_state
-from tfprune.methods.prunetrain.callback import Reconfigure
+from tfprune.methods.prunetrain.callback import FLOPS_PER_MAC, PASSES_PER_SAMPLE, Reconfigure
 from tfprune.methods.prunetrain.dead import channel_magnitudes, dead_channels
 from tfprune.methods.prunetrain.model import PruneTrainModel, attach
 from tfprune.methods.prunetrain.reconfigure import Reconfiguration, reconfigure
@@ -74,7 +74,7 @@ from tfprune.methods.prunetrain.training import (
 )
 
 __all__ = [
-    "BatchScaledSchedule", "PruneTrainModel", "PruneTrainResult",
+    "FLOPS_PER_MAC", "PASSES_PER_SAMPLE", "BatchScaledSchedule", "PruneTrainModel", "PruneTrainResult",
     "Reconfiguration", "Reconfigure", "attach", "channel_magnitudes",
     "dead_channels", "fit", "load_optimizer_state", "optimizer_state",
     "reconfigure",
