@@ -49,7 +49,7 @@ LAYOUTS = {
     "BatchNormalization": {n: _PER_CHANNEL for n in
                            ("gamma", "beta", "moving_mean", "moving_variance")},
     "PReLU": {"alpha": _PER_CHANNEL},
-    "ChannelGate": {"gate": _PER_CHANNEL},
+    "ChannelGate": {"gate": _PER_CHANNEL, "mask": _PER_CHANNEL},
     "Normalization": {"mean": _PER_CHANNEL, "variance": _PER_CHANNEL,
                       "count": WeightAxes()},
 }
