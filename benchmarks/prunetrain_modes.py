@@ -5,8 +5,9 @@ fixed subset of Fashion-MNIST, a few epochs of the protocol's optimiser
 (SGD Nesterov 0.9, weight decay, one-cycle to 0.1), `Reconfigure(every=1)`
 inside one `fit` call, once per group-lasso mode with the same initial
 weights and data order. Per epoch it prints the dead channels at the end of
-the epoch (every tied Conv/Dense weight below 1e-4), the MACs trained that
-epoch (ratio to dense) and the training FLOPs so far (ratio to dense); then
+the epoch (every tied Conv/Dense weight below 1e-4), the lasso groups that
+are exactly zero and the smallest and median group norms, the MACs trained
+that epoch (ratio to dense) and the training FLOPs so far (ratio to dense); then
 the test accuracy of the final slim model on a test subset.
 
 Usage:
@@ -19,6 +20,7 @@ import argparse
 import json
 
 import keras
+import numpy as np
 
 import tfprune
 from benchmarks import protocol
@@ -26,13 +28,19 @@ from tfprune import datasets, prunetrain
 
 
 class _Dead(keras.callbacks.Callback):
+    """Dead channels and lasso group norms at the end of every epoch."""
+
     def __init__(self):
         super().__init__()
-        self.per_epoch = []
+        self.per_epoch, self.zero_groups, self.min_norm, self.median_norm = [], [], [], []
 
     def on_epoch_end(self, epoch, logs=None):
         graph = tfprune.analyze(self.model.network)
         self.per_epoch.append(int(prunetrain.dead_channels(graph, 1e-4).sum()))
+        norms = np.concatenate(list(self.model.lasso.group_norms().values()))
+        self.zero_groups.append(int((norms == 0).sum()))
+        self.min_norm.append(round(float(norms.min()), 4))
+        self.median_norm.append(round(float(np.median(norms)), 4))
 
 
 def run(mode, ratio, epochs, train_images, batch_size, test_images):
@@ -59,6 +67,10 @@ def run(mode, ratio, epochs, train_images, batch_size, test_images):
         "mode": mode, "penalty_ratio": ratio, "epochs": epochs,
         "train_images": train_images, "batch_size": batch_size,
         "dead_channels_per_epoch": dead.per_epoch,
+        "zero_groups_per_epoch": dead.zero_groups,
+        "min_group_norm_per_epoch": dead.min_norm,
+        "median_group_norm_per_epoch": dead.median_norm,
+        "penalty_weight": float(keras.ops.convert_to_numpy(pt.penalty_weight)),
         "macs_ratio_per_epoch": [round(m / dense.macs, 4) for m in h["macs"]],
         "train_flops_ratio_per_epoch": [
             round(f / (dense_flops * per_epoch_samples * (i + 1)), 4)

@@ -121,7 +121,12 @@ class PruneTrainModel(keras.Model):
         rate = effective_rate(self.optimizer)  # the rate this step applies
         logs = super().train_step(*args, **kwargs)
         weight = keras.ops.maximum(keras.ops.convert_to_tensor(self.penalty_weight), 0.0)
-        self.lasso.proximal_step(rate * weight)
+        # Under a TF strategy each replica's loss, and so λ as set from it,
+        # is scaled by 1/replicas; the gradients add up, the proximal step
+        # does not, so it takes the whole λ.
+        strategy = getattr(self, "distribute_strategy", None)
+        replicas = getattr(strategy, "num_replicas_in_sync", 1) or 1
+        self.lasso.proximal_step(rate * weight * float(replicas))
         return logs
 
     def strategy_scope(self):
