@@ -87,7 +87,8 @@ def _trained_plan(args, model, graph):
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])
         gated.fit(train, epochs=args.epochs, verbose=2,
-                  callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=1)])
+                  callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=1,
+                                                              round_to=args.round_to)])
         return tfprune.hfp.plan(gated, round_to=args.round_to), gated
     x, y = datasets.load(args.data, split="train", as_numpy=True, limit=args.limit)
     idx = np.random.default_rng(0).choice(len(x), min(len(x), 512), replace=False)

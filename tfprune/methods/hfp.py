@@ -20,16 +20,36 @@ below are tfprune's own and are the documented family's standard ones:
   computed with `tfprune.cost`'s formulas over those counts. It is zero once
   the budget is met, so training is otherwise left alone. The strongest
   channel of each group always counts and is never pushed, so no group
-  dies. With `HolisticBudget(ramp_epochs=...)` the target moves from the
+  dies. Once hardened, a channel counts when its mask is 1 (what the plan
+  keeps). With `HolisticBudget(ramp_epochs=...)` the target moves from the
   full size to the goal over the first epochs: asking for the whole cut at
   step one can switch off channels faster than the task loss can move the
   cut to the right places, and a network that collapses does not recover.
 - Plan: channels ranked by factor, one global ranking, the least pruning
   that meets the target (`tfprune.budget.fit_plan`); so the result is within
   the budget and close to it.
-- Rebuild: factors are folded into the producers' weights (BN gamma/beta, or
-  kernel columns and bias), so the slim model computes what the gated model
-  computes with the removed channels zeroed.
+- Hardening (no jolt at pruning time): when the ramp ends, `HolisticBudget`
+  takes that plan's channels as final and sets their gates to exactly zero
+  (a non-trainable mask keeps them there; `fade_epochs` lets them fade out
+  instead of dropping), and switches the budget loss off. The remaining
+  epochs then train exactly the network the rebuild returns, and pruning
+  afterwards changes no output. Why this and not gates whose forward pass
+  uses the hard 0/1 mask with a straight-through gradient: the paper's
+  abstract describes computing the model size after each forward pass and
+  letting gradient descent allocate the budget, i.e. soft factors during the
+  search; a hard forward pass with a straight-through gradient makes every
+  small gate move flip channels on and off (the loss and the gradient then
+  disagree), and its set (factor > threshold) is not the set the plan
+  removes (the least pruning that meets the target, one global ranking), so
+  it would still leave a gap between the gated and the pruned network.
+  Hardening to the plan's own set closes it by construction and keeps the
+  soft search unchanged. Without hardening (`harden=False`), removed
+  channels keep factors up to `threshold`, and on resnet20 the pruned
+  network's outputs differed from the gated one's by 110% (issue #15).
+- Rebuild: factors (gate × mask) are folded into the producers' weights (BN
+  gamma/beta, or kernel columns and bias), so the slim model computes what
+  the gated model computes with the removed channels zeroed: after
+  hardening, exactly what the gated model computes.
 
 Groups that several tensors carry only in part (a Concatenate later added to
 another tensor) and groups produced inside nested models are not gated; they
@@ -452,6 +472,8 @@ class HolisticBudget(keras.callbacks.Callback):
             leaves the gates soft (the pruned model then differs from the
             gated one by the removed channels' small factors).
         fade_epochs: epochs over which chosen gates go to zero (0: at once).
+        round_to: as for `plan`; give the same value to both, so that the
+            plan removes exactly the hardened channels.
 
     Example:
 
@@ -461,8 +483,9 @@ class HolisticBudget(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, ramp_epochs=1, harden=True, fade_epochs=0.0):
+    def __init__(self, ramp_epochs=1, harden=True, fade_epochs=0.0, round_to=1):
         super().__init__()
+        self.round_to = int(round_to)
         self.ramp_epochs = float(ramp_epochs)
         self.harden = bool(harden)
         self.fade_epochs = float(fade_epochs)
@@ -481,7 +504,7 @@ class HolisticBudget(keras.callbacks.Callback):
         self._set_progress()
 
     def _choose(self):
-        self._keep = choose(self.model)
+        self._keep = choose(self.model, round_to=self.round_to)
         self._fade_start = self._step
         self.model.budget_active.assign(0.0)
 
