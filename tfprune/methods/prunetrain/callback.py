@@ -22,7 +22,11 @@ class Reconfigure(keras.callbacks.Callback):
     After every epoch it writes into `logs`: `macs` and `params` of the
     network trained that epoch and `train_flops`, the training FLOPs spent
     so far (2 FLOPs per MAC, 3 passes per sample). Place it before
-    `CSVLogger` / `TensorBoard` in the callbacks list, so they see them.
+    `CSVLogger` / `TensorBoard` in the callbacks list, so they see them,
+    and after `EarlyStopping(restore_best_weights=True)`: weights restored
+    from before a reconfiguration bring back their width
+    (`PruneTrainModel.set_weights`), and the final reconfiguration then
+    slims the restored network.
 
     Args:
         every: epochs between reconfigurations; None only reconfigures at
