@@ -70,7 +70,8 @@ from tfprune.core.configs import (
 from tfprune.core.cost import cost, node_cost
 from tfprune.core.gates import GATE, fold_gates
 from tfprune.core.graph import analyze
-from tfprune.errors import TfpruneError
+from tfprune.core.plan import PruningPlan
+from tfprune.errors import InvalidPlanError, TfpruneError
 from tfprune.ranking.budget import fit_plan, resolve_target
 
 
@@ -425,7 +426,8 @@ def plan(model, target_macs=None, target_params=None, round_to=1):
 
     Channels are ranked by gate factor over the whole network; the plan is
     the least pruning whose cost is within the target (by default the one
-    given to `attach`). Groups without a gate keep every channel unless the
+    given to `attach`). For a hardened model (`harden`, `HolisticBudget`)
+    without a new target, it removes exactly the hardened channels. Groups without a gate keep every channel unless the
     target cannot be met otherwise.
 
     Args:
@@ -438,12 +440,24 @@ def plan(model, target_macs=None, target_params=None, round_to=1):
         A `PruningPlan`; `tfprune.rebuild(model, plan)` folds the gates and
         slices the weights.
     """
+    hardened = getattr(model, "hardened", False)
     if target_macs is None and target_params is None:
         target_macs = getattr(model, "target_macs", None)
         target_params = getattr(model, "target_params", None)
+    else:
+        hardened = False  # a new target: plan it from the factors
     scores = gate_scores(model)
     folded = fold_gates(model)
     graph = analyze(folded)
+    if hardened:  # the channels `harden` chose, exactly
+        layers = _gate_layers(model)
+        keep = {g.id: np.flatnonzero(keras.ops.convert_to_numpy(
+                    layers[tuple(g.producers)].mask) > 0)
+                for g in graph.groups if tuple(g.producers) in layers}
+        try:
+            return PruningPlan(graph, keep, round_to=round_to if round_to > 1 else None)
+        except InvalidPlanError:
+            pass  # hardened for another round_to: plan from the factors
     # Ungated groups score above any gate (factors are <= 1): pruned last.
     full = {g.id: scores.get(tuple(g.producers), 10.0 + np.zeros(g.size))
             for g in graph.groups}
