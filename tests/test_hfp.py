@@ -224,3 +224,62 @@ def test_under_mirrored_strategy_with_two_cpus(tmp_path):
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          env=env, timeout=600)
     assert run.returncode == 0 and "OK" in run.stdout, run.stderr[-3000:]
+
+
+def test_pruning_after_fit_changes_nothing(resnet, fade_epochs=0.5):
+    """After gate training the gated model *is* the pruned one."""
+    gated = tfprune.hfp.attach(resnet, target_macs=0.5)
+    gated.compile(keras.optimizers.SGD(0.1, momentum=0.9), LOSS, metrics=["accuracy"])
+    x, y = _data(128)
+    budget = tfprune.callbacks.HolisticBudget(ramp_epochs=1, fade_epochs=fade_epochs)
+    history = gated.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[budget])
+    assert gated.hardened and history.history["budget_loss"][-1] == 0.0
+    plan = tfprune.hfp.plan(gated)
+    slim = tfprune.rebuild(gated, plan)
+    base = tfprune.cost(resnet).macs
+    macs = tfprune.cost(slim).macs
+    assert 0.99 * 0.5 * base <= macs <= 0.5 * base  # met, within 1% below
+    # the logs report the plan's size (the budget's formulas, within 0.1%)
+    assert abs(history.history["macs"][-1] - macs) <= 1e-3 * macs
+    # removed channels are exactly zero in the gated model, kept ones fixed
+    removed = ~plan.kept_channels
+    for node in tfprune.analyze(gated).nodes:
+        if node.class_name == "ChannelGate" and node.first_call:
+            factors = keras.ops.convert_to_numpy(node.layer.factors)
+            mask = keras.ops.convert_to_numpy(node.layer.mask)
+            assert set(np.unique(mask)) <= {0.0, 1.0}
+            assert not factors[mask == 0].any()
+    assert removed.any()
+    reference = np.asarray(gated(x, training=False))
+    err = np.abs(reference - np.asarray(slim(x, training=False))).max()
+    assert err <= 1e-3 * np.abs(reference).max()
+    slim.compile(loss=LOSS, metrics=["accuracy"])
+    assert (gated.evaluate(x, y, verbose=0, return_dict=True)["accuracy"]
+            == slim.evaluate(x, y, verbose=0, return_dict=True)["accuracy"])
+    # training on keeps the removed channels at zero
+    gated.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    again_plan = tfprune.hfp.plan(gated)
+    np.testing.assert_array_equal(again_plan.kept_channels, plan.kept_channels)
+    again = tfprune.rebuild(gated, again_plan)
+    assert tfprune.cost(again).macs == macs
+    assert_close(gated(x[:8], training=False), again(x[:8], training=False), rtol=1e-4)
+
+
+def test_harden_by_hand_and_gate_without_mask_loads(resnet):
+    gated = tfprune.hfp.attach(resnet, target_macs=0.6)
+    rng = np.random.default_rng(0)
+    for layer in gated.layers:
+        if isinstance(layer, ChannelGate):
+            layer.gate.assign(rng.uniform(0.0, 1.0, layer.gate.shape).astype("float32"))
+    keep = tfprune.hfp.choose(gated)
+    x, _ = _data(8)
+    zeroed = tfprune.zero_out(tfprune.hfp.fold_gates(gated), tfprune.hfp.plan(gated))
+    tfprune.hfp.harden(gated, keep)
+    assert gated.hardened and float(gated.budget.loss()) == 0.0
+    assert_close(zeroed(x, training=False), gated(x, training=False), rtol=1e-5)
+    # a gate saved before masks existed (one variable) still loads
+    gate = ChannelGate()
+    gate.build((None, 3))
+    gate.load_own_variables({"0": np.array([0.1, 0.5, 1.0], "float32")})
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(gate.factors),
+                                  np.float32([0.1, 0.5, 1.0]))

@@ -98,7 +98,7 @@ def test_group_lasso_groups_and_value():
         + sum(norm(k2[:, :, i, :]) for i in range(4))  # c2 inputs
         + sum(np.sqrt(norm(k2[..., o]) ** 2 + b2[o] ** 2) for o in range(5))
         + sum(norm(fc[i, :]) for i in range(5)))  # fc inputs (not classes)
-    lasso = GroupLasso(model, weight=0.5)
+    lasso = GroupLasso(model, weight=0.5, mode="subgradient")
     assert lasso.num_groups == 4 + 4 + 5 + 5
     assert set(lasso.group_norms()) == {("c1", "output"), ("c2", "input"),
                                         ("c2", "output"), ("fc", "input")}
@@ -416,3 +416,122 @@ def test_cli_train_writes_slim_model(tmp_path, capsys):
     assert slim.get_layer("stem_conv").filters < full.get_layer("stem_conv").filters
     with pytest.raises(ValueError, match="output"):
         train_zoo_model("resnet20", epochs=1, output=None)
+
+
+def test_proximal_step_zeroes_small_groups_and_shrinks_others_exactly():
+    model = _chain()
+    lasso = GroupLasso(model)
+    assert lasso.mode == "proximal"
+    rng = np.random.default_rng(0)
+    k1 = rng.normal(size=(3, 3, 2, 4)).astype("float32")
+    norms = [0.05, 0.3, 0.099, 2.0]  # channel 2 just below the threshold
+    for c, n in enumerate(norms):
+        k1[..., c] *= n / np.linalg.norm(k1[..., c])
+    model.get_layer("c1").kernel.assign(k1)
+    fc = _numpy(model.get_layer("fc").kernel).copy()
+    fc[0] *= 0.01 / np.linalg.norm(fc[0])
+    model.get_layer("fc").kernel.assign(fc)
+    t = 0.1
+    lasso.proximal_step(t)
+    after = _numpy(model.get_layer("c1").kernel)
+    # c1's filters are one group each (its inputs are the model's: no group)
+    for c, n in enumerate(norms):
+        if n <= t:
+            assert not after[..., c].any()  # exactly zero
+        else:
+            np.testing.assert_allclose(np.linalg.norm(after[..., c]), n - t, rtol=1e-5)
+            np.testing.assert_allclose(after[..., c], k1[..., c] * (1 - t / n), rtol=1e-5)
+    # fc: one group per input row (its outputs, the classes, have none)
+    fc_after = _numpy(model.get_layer("fc").kernel)
+    assert not fc_after[0].any()
+    for i in range(1, 5):
+        n = np.linalg.norm(fc[i])
+        np.testing.assert_allclose(fc_after[i], fc[i] * max(0.0, 1 - t / n), rtol=1e-5)
+    with pytest.raises(ValueError, match="subgradient"):
+        lasso.with_loss(LOSS)
+    with pytest.raises(ValueError, match="mode"):
+        GroupLasso(model, mode="prox")
+
+
+def test_proximal_training_zeroes_channels_the_subgradient_leaves_small():
+    x, y = _data(64)
+    zeros = {}
+    for mode in ("proximal", "subgradient"):
+        pt = prunetrain.attach(_chain(), penalty_ratio=0.35, mode=mode)
+        pt.compile(keras.optimizers.SGD(0.2, momentum=0.9), LOSS)
+        pt.fit(x, y, batch_size=16, epochs=3, verbose=0)
+        norms = np.concatenate(list(pt.lasso.group_norms().values()))
+        zeros[mode] = int((norms == 0).sum())
+    # the same penalty: the proximal steps reach zero within 12 steps, the
+    # subgradient ones do not (nor does the model collapse)
+    assert 0 < zeros["proximal"] < len(norms) and zeros["subgradient"] == 0, zeros
+
+
+class _Score(keras.callbacks.Callback):
+    """Logs a made-up score (best at epoch 1) and keeps the epoch-1 model."""
+
+    def __init__(self):
+        super().__init__()
+        self.kept = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["score"] = [1.0, 0.0, 2.0, 3.0][epoch]
+        if epoch == 1:
+            self.kept = _copy_network(self.model.network)
+
+
+def _copy_network(network):
+    copy = keras.models.clone_model(network)
+    copy.set_weights(network.get_weights())
+    return copy
+
+
+def test_reconfigure_callback_inside_fit_with_checkpoints(tmp_path):
+    x, y = _data(64)
+    pt = prunetrain.attach(_doomed_resnet(), penalty_ratio=0.2)
+    pt.compile(keras.optimizers.SGD(0.05, momentum=0.9), LOSS, metrics=["accuracy"])
+    log = tmp_path / "log.csv"
+    path = str(tmp_path / "ckpt-{epoch}.keras")
+    history = pt.fit(x, y, batch_size=16, epochs=4, verbose=0,
+                     validation_data=_data(16, seed=1),
+                     callbacks=[tfprune.callbacks.Reconfigure(every=2),
+                                keras.callbacks.ModelCheckpoint(path),
+                                keras.callbacks.CSVLogger(str(log))])
+    h = history.history
+    assert history.epoch == [0, 1, 2, 3]  # one continuous record
+    assert all(len(v) == 4 for v in h.values())
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "macs", "params",
+            "train_flops"} <= set(h)
+    assert h["macs"][0] == h["macs"][1] > h["macs"][2] == h["macs"][3]
+    rows = list(csv.DictReader(open(log)))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert float(rows[3]["macs"]) == h["macs"][3]
+    assert pt.get_layer("stem").filters == 2 and "a1" not in {l.name for l in pt.layers}
+    assert pt.run.reconfigurations[0]["removed_branches"] == ["add1"]
+    assert int(pt.optimizer.iterations) == 16  # the step counter ran on
+    # the checkpoints load, with the width each epoch had
+    before = keras.saving.load_model(tmp_path / "ckpt-2.keras")
+    after = keras.saving.load_model(tmp_path / "ckpt-4.keras")
+    assert isinstance(after, prunetrain.PruneTrainModel)
+    assert before.get_layer("stem").filters == 4 and after.get_layer("stem").filters == 2
+    assert_close(pt(x[:8], training=False), after(x[:8], training=False), rtol=1e-5)
+    after.fit(x, y, batch_size=16, epochs=1, verbose=0)  # compiled: trains on
+
+
+def test_early_stopping_restores_the_best_width_across_reconfiguration():
+    x, y = _data(64)
+    pt = prunetrain.attach(_doomed_resnet(), penalty_ratio=0.2)
+    pt.compile(keras.optimizers.SGD(0.05, momentum=0.9), LOSS)
+    score = _Score()
+    stop = keras.callbacks.EarlyStopping(monitor="score", mode="min", patience=1,
+                                         restore_best_weights=True)
+    history = pt.fit(x, y, batch_size=16, epochs=4, verbose=0,
+                     callbacks=[score, stop, tfprune.callbacks.Reconfigure(every=2)])
+    # stopped after epoch 2 (no better score for `patience` epochs)
+    assert history.epoch == [0, 1, 2] and stop.best_epoch == 1 and pt.stop_training
+    assert history.history["macs"][1] > history.history["macs"][2]
+    # restored to the end of epoch 1 (taken before the reconfiguration at
+    # epoch 2), then slimmed by the final reconfiguration: same function
+    assert pt.get_layer("stem").filters == 2
+    assert_close(score.kept(x[:8], training=False), pt(x[:8], training=False), rtol=1e-5)
+    pt.fit(x, y, batch_size=16, epochs=1, verbose=0)  # and trains on

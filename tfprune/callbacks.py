@@ -5,6 +5,7 @@ Figures they write into `logs` show up in the progress bar's history, in
 """
 
 from tfprune.methods.hfp import HolisticBudget
+from tfprune.methods.prunetrain.callback import Reconfigure
 from tfprune.methods.smof import SMOFSchedule
 
-__all__ = ["HolisticBudget", "SMOFSchedule"]
+__all__ = ["HolisticBudget", "Reconfigure", "SMOFSchedule"]

@@ -93,7 +93,8 @@ def _trained_plan(args, model, graph):
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])
         gated.fit(train, epochs=args.epochs, verbose=2,
-                  callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=1)])
+                  callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=1,
+                                                              round_to=args.round_to)])
         return tfprune.hfp.plan(gated, round_to=args.round_to), gated
     if args.method == "smof":
         train = datasets.load(args.data, split="train", batch_size=128, augment=True,

@@ -21,11 +21,14 @@ GATE = "ChannelGate"
 
 @keras.saving.register_keras_serializable(package="tfprune")
 class ChannelGate(keras.layers.Layer):
-    """Multiplies each channel by a trainable factor in [0, 1].
+    """Multiplies each channel by a trainable factor in [0, 1] and a mask.
 
     One gate serves one channel group: where a group has several producers
     (the branches of a residual `Add`), the same layer is called on each, so
     the factors are shared and a channel is counted, and removed, once.
+    The output is `inputs * gate * mask`; `mask` (not trainable, all ones at
+    first) is set to 0 for channels chosen for removal (`harden`), so the
+    gated model computes exactly what the pruned one will.
 
     Args:
         initial_value: starting value of every factor.
@@ -48,9 +51,30 @@ class ChannelGate(keras.layers.Layer):
             name="gate", shape=(input_shape[-1],),
             initializer=keras.initializers.Constant(self.initial_value),
             constraint=lambda g: keras.ops.clip(g, 0.0, 1.0), trainable=True)
+        self.mask = self.add_weight(
+            name="mask", shape=(input_shape[-1],), initializer="ones",
+            trainable=False)
+
+    @property
+    def factors(self):
+        """The effective factor per channel: gate × mask (a tensor)."""
+        return self.gate * self.mask
+
+    def harden(self, keep):
+        """Zeroes the channels not in `keep` (a bool array) for good."""
+        keep = keras.ops.cast(keras.ops.convert_to_tensor(keep), self.mask.dtype)
+        self.mask.assign(keep)
+        self.gate.assign(self.gate * keep)
 
     def call(self, inputs):
-        return inputs * keras.ops.cast(self.gate, inputs.dtype)
+        return inputs * keras.ops.cast(self.gate * self.mask, inputs.dtype)
+
+    def load_own_variables(self, store):
+        if len(store.keys()) == 1:  # saved before gates had a mask
+            self.gate.assign(store["0"])
+            self.mask.assign(keras.ops.ones(self.mask.shape))
+            return
+        super().load_own_variables(store)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -59,7 +83,8 @@ class ChannelGate(keras.layers.Layer):
         return {**super().get_config(), "initial_value": self.initial_value}
 
 
-register_layer(ChannelGate, LayerSpec(kind="elementwise", weights={"gate": {"in": -1}}))
+register_layer(ChannelGate, LayerSpec(kind="elementwise",
+                                      weights={"gate": {"in": -1}, "mask": {"in": -1}}))
 
 
 def fold_gates(model):
@@ -90,7 +115,7 @@ def fold_gates(model):
     copy_weights_by_name(model, plain)
     producer_of = {key: n for n in graph.nodes for key in n.outputs}
     for node in gate_nodes:
-        factors = keras.ops.convert_to_numpy(node.layer.gate)
+        factors = keras.ops.convert_to_numpy(node.layer.factors)
         producer = producer_of[node.inputs[0]]
         _scale_outputs(plain.get_layer(producer.path[-1]), factors)
     return plain

@@ -20,16 +20,36 @@ below are tfprune's own and are the documented family's standard ones:
   computed with `tfprune.cost`'s formulas over those counts. It is zero once
   the budget is met, so training is otherwise left alone. The strongest
   channel of each group always counts and is never pushed, so no group
-  dies. With `HolisticBudget(ramp_epochs=...)` the target moves from the
+  dies. Once hardened, a channel counts when its mask is 1 (what the plan
+  keeps). With `HolisticBudget(ramp_epochs=...)` the target moves from the
   full size to the goal over the first epochs: asking for the whole cut at
   step one can switch off channels faster than the task loss can move the
   cut to the right places, and a network that collapses does not recover.
 - Plan: channels ranked by factor, one global ranking, the least pruning
   that meets the target (`tfprune.budget.fit_plan`); so the result is within
   the budget and close to it.
-- Rebuild: factors are folded into the producers' weights (BN gamma/beta, or
-  kernel columns and bias), so the slim model computes what the gated model
-  computes with the removed channels zeroed.
+- Hardening (no jolt at pruning time): when the ramp ends, `HolisticBudget`
+  takes that plan's channels as final and sets their gates to exactly zero
+  (a non-trainable mask keeps them there; `fade_epochs` lets them fade out
+  instead of dropping), and switches the budget loss off. The remaining
+  epochs then train exactly the network the rebuild returns, and pruning
+  afterwards changes no output. Why this and not gates whose forward pass
+  uses the hard 0/1 mask with a straight-through gradient: the paper's
+  abstract describes computing the model size after each forward pass and
+  letting gradient descent allocate the budget, i.e. soft factors during the
+  search; a hard forward pass with a straight-through gradient makes every
+  small gate move flip channels on and off (the loss and the gradient then
+  disagree), and its set (factor > threshold) is not the set the plan
+  removes (the least pruning that meets the target, one global ranking), so
+  it would still leave a gap between the gated and the pruned network.
+  Hardening to the plan's own set closes it by construction and keeps the
+  soft search unchanged. Without hardening (`harden=False`), removed
+  channels keep factors up to `threshold`, and on resnet20 the pruned
+  network's outputs differed from the gated one's by 110% (issue #15).
+- Rebuild: factors (gate × mask) are folded into the producers' weights (BN
+  gamma/beta, or kernel columns and bias), so the slim model computes what
+  the gated model computes with the removed channels zeroed: after
+  hardening, exactly what the gated model computes.
 
 Groups that several tensors carry only in part (a Concatenate later added to
 another tensor) and groups produced inside nested models are not gated; they
@@ -50,8 +70,9 @@ from tfprune.core.configs import (
 from tfprune.core.cost import cost, node_cost
 from tfprune.core.gates import GATE, fold_gates
 from tfprune.core.graph import analyze
+from tfprune.core.plan import PruningPlan
 from tfprune.core.replicas import MultiWorkerFit, per_replica, strategy_scope
-from tfprune.errors import TfpruneError
+from tfprune.errors import InvalidPlanError, TfpruneError
 from tfprune.ranking.budget import fit_plan, resolve_target
 
 
@@ -108,6 +129,14 @@ class GatedModel(MultiWorkerFit, keras.Model):
         # Fraction of the way from the full model to the target that the
         # budget asks for now; HolisticBudget ramps it up, 1.0 without it.
         self.budget_progress = keras.Variable(1.0, trainable=False, name="budget_progress")
+        # 1 while the budget loss acts; `harden` sets it to 0 (the channels
+        # are chosen, the loss has nothing left to decide).
+        self.budget_active = keras.Variable(1.0, trainable=False, name="budget_active")
+
+    @property
+    def hardened(self):
+        """Whether `harden` has fixed the channels to remove."""
+        return float(keras.ops.convert_to_numpy(self.budget_active)) == 0.0
 
     @property
     def budget(self):
@@ -181,10 +210,14 @@ class _SoftBudget:
         not pushed by the budget: a group never loses its last channel.
         """
         parts = []
+        hardened = hard_numpy and getattr(self.model, "hardened", False)
         for g in self.graph.groups:
             if g.id in self.gates:
-                gate = self.gates[g.id].gate
-                if hard_numpy:
+                layer = self.gates[g.id]
+                gate = layer.factors
+                if hardened:  # exactly what the plan keeps
+                    parts.append(keras.ops.convert_to_numpy(layer.mask) > 0)
+                elif hard_numpy:
                     value = keras.ops.convert_to_numpy(gate)
                     hard = value > self.model.threshold
                     hard[np.argmax(value)] = True
@@ -198,7 +231,7 @@ class _SoftBudget:
             else:
                 parts.append(np.ones(g.size, dtype="float32"))
         if hard_numpy:
-            return np.concatenate(parts)
+            return np.concatenate(parts).astype("float32")
         return keras.ops.concatenate([keras.ops.convert_to_tensor(p, "float32")
                                       for p in parts])
 
@@ -226,7 +259,7 @@ class _SoftBudget:
             if target:
                 current = full - progress * (full - target)
                 loss = loss + keras.ops.relu(cost_[index] / current - 1.0)
-        return self.model.weight * loss
+        return self.model.weight * self.model.budget_active * loss
 
 
 def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.05):
@@ -339,8 +372,63 @@ def gate_scores(model):
         if node.class_name == GATE and node.first_call:
             group = graph.groups[graph.group_id_of_channel(graph.channels[node.inputs[0]][0])]
             scores[tuple(group.producers)] = keras.ops.convert_to_numpy(
-                node.layer.gate).astype(np.float64)
+                node.layer.factors).astype(np.float64)
     return scores
+
+
+def _gate_layers(model):
+    """Producer names of each gated group -> its `ChannelGate` layer."""
+    graph = analyze(model)
+    layers = {}
+    for node in graph.nodes:
+        if node.class_name == GATE and node.first_call:
+            group = graph.groups[graph.group_id_of_channel(graph.channels[node.inputs[0]][0])]
+            layers[tuple(group.producers)] = node.layer
+    return layers
+
+
+def choose(model, target_macs=None, target_params=None, round_to=1):
+    """The channels `harden` would keep: producers -> bool array per gate.
+
+    Args:
+        model: a `GatedModel`.
+        target_macs, target_params, round_to: as for `plan`.
+
+    Returns:
+        A dict (producer names of a gated group) -> bool array (True: kept).
+    """
+    chosen = plan(model, target_macs, target_params, round_to)
+    kept = {tuple(g.producers): chosen.keep[g.id] for g in chosen.graph.groups}
+    out = {}
+    for producers, layer in _gate_layers(model).items():
+        keep = np.zeros(int(layer.gate.shape[0]), dtype=bool)
+        keep[kept[producers]] = True
+        out[producers] = keep
+    return out
+
+
+def harden(model, keep=None, target_macs=None, target_params=None, round_to=1):
+    """Fixes the channels to remove: their gates become exactly zero.
+
+    The channels `plan` would remove get gate and mask 0 (the mask keeps
+    them there while training goes on) and the budget loss is switched
+    off, so from now on the gated model computes exactly what
+    `tfprune.rebuild(model, hfp.plan(model))` will compute.
+
+    Args:
+        model: a `GatedModel`.
+        keep: the result of `choose` (computed now when None).
+        target_macs, target_params, round_to: as for `plan`.
+
+    Returns:
+        `model`.
+    """
+    if keep is None:
+        keep = choose(model, target_macs, target_params, round_to)
+    for producers, layer in _gate_layers(model).items():
+        layer.harden(keep[producers])
+    model.budget_active.assign(0.0)
+    return model
 
 
 def plan(model, target_macs=None, target_params=None, round_to=1):
@@ -348,7 +436,8 @@ def plan(model, target_macs=None, target_params=None, round_to=1):
 
     Channels are ranked by gate factor over the whole network; the plan is
     the least pruning whose cost is within the target (by default the one
-    given to `attach`). Groups without a gate keep every channel unless the
+    given to `attach`). For a hardened model (`harden`, `HolisticBudget`)
+    without a new target, it removes exactly the hardened channels. Groups without a gate keep every channel unless the
     target cannot be met otherwise.
 
     Args:
@@ -361,12 +450,24 @@ def plan(model, target_macs=None, target_params=None, round_to=1):
         A `PruningPlan`; `tfprune.rebuild(model, plan)` folds the gates and
         slices the weights.
     """
+    hardened = getattr(model, "hardened", False)
     if target_macs is None and target_params is None:
         target_macs = getattr(model, "target_macs", None)
         target_params = getattr(model, "target_params", None)
+    else:
+        hardened = False  # a new target: plan it from the factors
     scores = gate_scores(model)
     folded = fold_gates(model)
     graph = analyze(folded)
+    if hardened:  # the channels `harden` chose, exactly
+        layers = _gate_layers(model)
+        keep = {g.id: np.flatnonzero(keras.ops.convert_to_numpy(
+                    layers[tuple(g.producers)].mask) > 0)
+                for g in graph.groups if tuple(g.producers) in layers}
+        try:
+            return PruningPlan(graph, keep, round_to=round_to if round_to > 1 else None)
+        except InvalidPlanError:
+            pass  # hardened for another round_to: plan from the factors
     # Ungated groups score above any gate (factors are <= 1): pruned last.
     full = {g.id: scores.get(tuple(g.producers), 10.0 + np.zeros(g.size))
             for g in graph.groups}
@@ -375,17 +476,28 @@ def plan(model, target_macs=None, target_params=None, round_to=1):
 
 
 class HolisticBudget(keras.callbacks.Callback):
-    """Ramps a `GatedModel`'s budget and writes its size into the logs.
+    """Ramps a `GatedModel`'s budget, hardens its gates, logs its size.
 
     The budget asked of the model moves linearly from the full size to the
     target over the first `ramp_epochs` epochs (0: the whole target from
-    the first step). Adds `macs`, `params`, `macs_ratio`, `params_ratio`
-    (against the model before gating) and `budget_loss` to `logs` at the
-    end of every epoch. Place it before `CSVLogger` / `TensorBoard` in the
+    the first step). When the ramp ends (with `ramp_epochs=0`: when
+    training ends) the channels `hfp.plan` would remove are chosen and
+    their gates faded to exactly zero over `fade_epochs` (`harden`); the
+    budget loss then stops and the remaining epochs train the network that
+    pruning will return, so pruning changes nothing. Training always ends
+    hardened. Adds `macs`, `params`, `macs_ratio`, `params_ratio` (against
+    the model before gating) and `budget_loss` to `logs` at the end of
+    every epoch. Place it before `CSVLogger` / `TensorBoard` in the
     callbacks list.
 
     Args:
         ramp_epochs: epochs over which the target is reached.
+        harden: choose and zero the removed channels (see above); False
+            leaves the gates soft (the pruned model then differs from the
+            gated one by the removed channels' small factors).
+        fade_epochs: epochs over which chosen gates go to zero (0: at once).
+        round_to: as for `plan`; give the same value to both, so that the
+            plan removes exactly the hardened channels.
 
     Example:
 
@@ -395,13 +507,18 @@ class HolisticBudget(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, ramp_epochs=1):
+    def __init__(self, ramp_epochs=1, harden=True, fade_epochs=0.0, round_to=1):
         super().__init__()
+        self.round_to = int(round_to)
         self.ramp_epochs = float(ramp_epochs)
+        self.harden = bool(harden)
+        self.fade_epochs = float(fade_epochs)
         self._base = None
         self._steps = None
         self._step = 0
         self._progress = None
+        self._keep = None  # chosen channels, while fading
+        self._fade_start = 0
 
     def on_train_begin(self, logs=None):
         if not hasattr(self.model, "budget"):
@@ -411,6 +528,22 @@ class HolisticBudget(keras.callbacks.Callback):
         self._steps = self.params.get("steps") if self.params else None
         self._progress = None
         self._set_progress()
+
+    def _choose(self):
+        self._keep = choose(self.model, round_to=self.round_to)
+        self._fade_start = self._step
+        self.model.budget_active.assign(0.0)
+
+    def _fade(self, final=False):
+        fade_steps = self.fade_epochs * (self._steps or 1)
+        t = 1.0 if final or fade_steps <= 0 else (self._step - self._fade_start) / fade_steps
+        if t >= 1.0:
+            harden(self.model, self._keep)
+            self._keep = None
+            return
+        for producers, layer in _gate_layers(self.model).items():
+            keep = self._keep[producers]
+            layer.mask.assign(np.where(keep, 1.0, 1.0 - t).astype("float32"))
 
     def _set_progress(self):
         if self.ramp_epochs <= 0 or not self._steps:
@@ -431,6 +564,21 @@ class HolisticBudget(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
         self._set_progress()
+        if not self.harden:
+            return
+        if (self._keep is None and not self.model.hardened and self.ramp_epochs > 0
+                and self._steps and self._step >= self.ramp_epochs * self._steps):
+            self._choose()
+        if self._keep is not None:
+            self._fade()
+
+    def on_train_end(self, logs=None):
+        if not self.harden:
+            return
+        if self._keep is None and not self.model.hardened:
+            self._choose()
+        if self._keep is not None:
+            self._fade(final=True)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:

@@ -18,6 +18,18 @@ are all zero no longer reaches the output whatever they hold.
 
 The penalty is computed with `keras.ops` from the layers' live variables, so
 it is differentiable and runs on any Keras backend.
+
+Two ways to minimise it. The *subgradient* form adds λ·R to the loss and
+lets the optimizer follow its gradient; at a high learning rate a group's
+weights then oscillate around zero instead of reaching it, so channels die
+only once the rate has decayed. The *proximal* form (the default) leaves R
+out of the gradient and, after every optimizer step of rate η, replaces each
+group's weights w by w·max(0, 1 − ηλ/‖w‖) (group soft-thresholding, the
+proximal operator of ηλ‖·‖₂): a group whose norm is below ηλ becomes exactly
+zero, the others shrink by exactly ηλ in norm. An input group and an output
+group of one kernel overlap; their operators are applied one after the
+other, layer by layer (outputs, then inputs), which is the usual splitting
+for overlapping groups.
 """
 
 import dataclasses
@@ -26,6 +38,8 @@ import keras
 import numpy as np
 
 from tfprune.core.graph import ChannelGraph, analyze
+
+MODES = ("proximal", "subgradient")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +108,31 @@ class _Term:
     parts: list  # (variable, axis, segment ids or None)
 
 
+def assign(variable, value):
+    """`variable.assign(value)`, also from a replica of a TF strategy.
+
+    A proximal step runs in the train step, i.e. in each replica under a
+    `tf.distribute` strategy, where a mirrored variable (aggregation "none")
+    cannot be assigned directly; there the update goes through the
+    strategy, each replica's (identical) value to its own copy.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context() is False:
+            context = tf.distribute.get_replica_context()
+            if context is not None and context.num_replicas_in_sync > 1:
+                raw = getattr(variable, "value", variable)
+
+                def update(strategy, target, new):
+                    strategy.extended.update(
+                        target, lambda v, x: v.assign(x), args=(new,))
+
+                context.merge_call(update, args=(raw, value))
+                return
+    variable.assign(value)
+
+
 class GroupLasso:
     """Sum of the L2 norms of every prunable channel's weights, per layer.
 
@@ -109,11 +148,14 @@ class GroupLasso:
         weight: the factor λ applied by `__call__`.
         epsilon: added under each square root, so the gradient stays
             finite at a group that is exactly zero.
+        mode: "proximal" (default): minimise with `proximal_step` after each
+            optimizer step (what `tfprune.prunetrain` does); "subgradient":
+            add the penalty to the loss (`with_loss`).
 
     Example:
 
     ```python
-    lasso = tfprune.regularizers.GroupLasso(model, weight=1e-4)
+    lasso = tfprune.regularizers.GroupLasso(model, weight=1e-4, mode="subgradient")
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile("sgd", loss=lasso.with_loss(ce), metrics=["accuracy"])
     model.fit(x, y, epochs=5)
@@ -121,11 +163,15 @@ class GroupLasso:
     ```
     """
 
-    def __init__(self, model, weight=1.0, epsilon=1e-12):
+    def __init__(self, model, weight=1.0, epsilon=1e-12, mode="proximal"):
         graph = model if isinstance(model, ChannelGraph) else analyze(model)
         weight = float(weight)
         if weight < 0:
             raise ValueError(f"GroupLasso weight must be >= 0, got {weight}.")
+        if mode not in MODES:
+            raise ValueError(
+                f"GroupLasso mode must be one of {MODES}, got {mode!r}.")
+        self.mode = mode
         self.graph = graph
         self.weight = weight
         self.epsilon = float(epsilon)
@@ -193,8 +239,38 @@ class GroupLasso:
             out[(term.layer, term.side)] = np.sqrt(sq[term.mask > 0])
         return out
 
+    def proximal_step(self, shrinkage):
+        """Group soft-thresholding of every penalised group, in place.
+
+        Each group's weights w become w·max(0, 1 − shrinkage/‖w‖): exactly
+        zero when ‖w‖ <= shrinkage, otherwise ‖w‖ shrinks by `shrinkage`.
+        Call it after an optimizer step with shrinkage = learning rate × λ.
+        Unpenalised groups are left alone. Works inside a traced train step.
+
+        Args:
+            shrinkage: a non-negative scalar (float or tensor).
+        """
+        shrinkage = keras.ops.cast(shrinkage, "float32")
+        order = sorted(range(len(self._terms)),
+                       key=lambda i: self._terms[i].side != "output")
+        for i in order:
+            term = self._terms[i]
+            norms = keras.ops.sqrt(self._squares(term))
+            factor = keras.ops.relu(
+                1.0 - shrinkage / keras.ops.maximum(norms, 1e-30))
+            factor = keras.ops.where(term.mask > 0, factor, 1.0)
+            for variable, axis, ids in term.parts:
+                scale = factor if ids is None else keras.ops.take(factor, ids)
+                shape = [1] * len(variable.shape)
+                shape[axis] = -1
+                scale = keras.ops.reshape(scale, shape)
+                value = keras.ops.cast(variable, "float32") * scale
+                assign(variable, keras.ops.cast(value, variable.dtype))
+
     def with_loss(self, loss):
         """A loss function: `loss(y_true, y_pred) + weight * penalty`.
+
+        The subgradient form: needs `mode="subgradient"`.
 
         Args:
             loss: a Keras loss object or function of (y_true, y_pred).
@@ -202,6 +278,11 @@ class GroupLasso:
         Returns:
             A function to pass as `model.compile(loss=...)`.
         """
+        if self.mode != "subgradient":
+            raise ValueError(
+                "with_loss adds the penalty to the loss (the subgradient form); "
+                "make the GroupLasso with mode='subgradient', or train with "
+                "tfprune.prunetrain.attach for the proximal form.")
         loss = keras.losses.get(loss)
 
         def penalised(y_true, y_pred):

@@ -7,6 +7,18 @@ penalty drives to zero rarely come back, so every few epochs the network is
 *reconfigured*: dead channels are physically removed with `tfprune.rebuild`
 and training goes on with the smaller model, so later epochs cost less.
 
+Inside `model.fit`:
+
+    pt = tfprune.prunetrain.attach(model, penalty_ratio=0.2)
+    pt.compile(optimizer, loss, metrics=["accuracy"])
+    pt.fit(train, epochs=30, callbacks=[tfprune.callbacks.Reconfigure(every=5)])
+
+`PruneTrainModel` wraps the functional network; `Reconfigure` swaps in the
+slimmer network, with the optimizer's slots and step carried, between
+epochs of the same `fit` call, so History, CSVLogger, ModelCheckpoint,
+EarlyStopping and TensorBoard see one run. `prunetrain.fit` is a thin layer
+over this that adds resumable checkpoints and the dynamic mini-batch.
+
 The method's public facts, and tfprune's choices where they leave room:
 
 - Penalty: one lasso group per input and per output channel of every
@@ -15,6 +27,11 @@ The method's public facts, and tfprune's choices where they leave room:
   step, from the penalty ratio r: λ = r·CE₀ / ((1−r)·R₀), so the penalty is
   a fraction r of the first step's loss (CE₀: the compiled loss on that
   batch, R₀: the unweighted penalty).
+- Minimisation: by default a proximal step after every optimizer step
+  (group soft-thresholding by learning rate × λ), so a group reaches exactly
+  zero while the rate is still high; `mode="subgradient"` adds λ·R to the
+  loss instead, as the paper does (there weights oscillate around zero until
+  the rate decays).
 - Dead channels: a channel is dead when every Conv/Dense weight tied to it,
   the filters (and biases) that write it *and* the kernel slices that read
   it, is below `threshold` in absolute value. Both sides, because with
@@ -46,17 +63,19 @@ The method's public facts, and tfprune's choices where they leave room:
 """
 
 from tfprune.core.optimizer_state import load_optimizer_state, optimizer_state
+from tfprune.methods.prunetrain.callback import FLOPS_PER_MAC, PASSES_PER_SAMPLE, Reconfigure
 from tfprune.methods.prunetrain.dead import channel_magnitudes, dead_channels
+from tfprune.methods.prunetrain.model import PruneTrainModel, attach
 from tfprune.methods.prunetrain.reconfigure import Reconfiguration, reconfigure
 from tfprune.methods.prunetrain.training import (
-                                                 BatchScaledSchedule,
-                                                 PruneTrainModel,
-                                                 PruneTrainResult,
-                                                 fit,
+    BatchScaledSchedule,
+    PruneTrainResult,
+    fit,
 )
 
 __all__ = [
-    "BatchScaledSchedule", "PruneTrainModel", "PruneTrainResult",
-    "Reconfiguration", "channel_magnitudes", "dead_channels", "fit",
-    "load_optimizer_state", "optimizer_state", "reconfigure",
+    "FLOPS_PER_MAC", "PASSES_PER_SAMPLE", "BatchScaledSchedule", "PruneTrainModel", "PruneTrainResult",
+    "Reconfiguration", "Reconfigure", "attach", "channel_magnitudes",
+    "dead_channels", "fit", "load_optimizer_state", "optimizer_state",
+    "reconfigure",
 ]

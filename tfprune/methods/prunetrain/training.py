@@ -1,4 +1,11 @@
-"""The PruneTrain training loop: group lasso, reconfiguring between segments."""
+"""`prunetrain.fit`: one call from a fresh model to a slim trained one.
+
+A thin layer over `attach` + `PruneTrainModel.fit` + `Reconfigure`, adding
+checkpoints that resume a run and the dynamic mini-batch (which Keras's
+`fit` cannot do inside one call: its epoch iterator is made once, with one
+batch size, so a batch change starts a new `fit` call, seen by the user's
+callbacks as one run).
+"""
 
 import dataclasses
 import functools
@@ -15,94 +22,21 @@ from tfprune.core.optimizer_state import (
     new_optimizer,
     optimizer_state,
 )
-from tfprune.core.replicas import MultiWorkerFit, num_replicas, per_replica, strategy_scope
+from tfprune.core.replicas import strategy_scope
 from tfprune.errors import TfpruneError
+from tfprune.methods.prunetrain.callback import (
+    FLOPS_PER_MAC,
+    PASSES_PER_SAMPLE,
+    Reconfigure,
+)
 from tfprune.methods.prunetrain.checkpoint import (
     RunState,
     load_checkpoint,
     save_checkpoint,
     state_path,
 )
-from tfprune.methods.prunetrain.reconfigure import reconfigure
+from tfprune.methods.prunetrain.model import PruneTrainModel
 from tfprune.methods.regularizers import GroupLasso
-
-FLOPS_PER_MAC = 2
-PASSES_PER_SAMPLE = 3  # forward, backward to activations, backward to weights
-
-
-@keras.saving.register_keras_serializable(package="tfprune")
-class PruneTrainModel(MultiWorkerFit, keras.Model):
-    """A functional model whose training loss adds the group lasso.
-
-    `fit` trains one of these per segment between reconfigurations; user
-    callbacks see it as `self.model`. Its loss is the compiled loss plus
-    λ·R, with λ fixed at the first training step (see the module notes).
-
-    Args:
-        inputs, outputs: as for a functional `keras.Model`.
-        penalty_ratio: r in [0, 1); 0 trains without penalty.
-
-    Attributes:
-        penalty_weight: λ, a variable (negative until the first step).
-        samples_seen: training samples processed since it was made.
-    """
-
-    def __init__(self, *args, **kwargs):
-        self.penalty_ratio = float(kwargs.pop("penalty_ratio", 0.2))
-        super().__init__(*args, **kwargs)
-        # Replicas under a distribution strategy (every worker's) set λ to
-        # the mean of their first-step estimates, which is the estimate from
-        # the global batch. Each adds its batch times the number of replicas
-        # to the sample count, and the mean of those is the global batch.
-        # ("sum" would be the natural aggregation, but under a multi-worker
-        # strategy an `assign_add` then sums the updated values, doubling
-        # the count at every step with two workers. A mean needs a float;
-        # float64 counts exactly up to 2**53.)
-        self.penalty_weight = keras.Variable(
-            -1.0, trainable=False, name="penalty_weight", dtype="float32",
-            aggregation="mean")
-        self.samples_seen = keras.Variable(
-            0.0, trainable=False, name="samples_seen", dtype="float64",
-            aggregation="mean")
-        self._lasso = None
-
-    @property
-    def lasso(self):
-        """The `GroupLasso` over this model's layers (None when r is 0)."""
-        if self._lasso is None and self.penalty_ratio > 0:
-            self._lasso = GroupLasso(self)
-        return self._lasso
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
-                     training=True):
-        loss = super().compute_loss(x=x, y=y, y_pred=y_pred,
-                                    sample_weight=sample_weight, training=training)
-        loss = keras.ops.cast(loss, "float32")
-        if training:
-            batch = keras.ops.shape(keras.tree.flatten(x)[0])[0]
-            self.samples_seen.assign_add(keras.ops.cast(batch * num_replicas(), "float64"))
-        if self.lasso is None:
-            return loss
-        penalty = self.lasso.penalty()
-        # Under a strategy the compiled loss comes divided by the number of
-        # replicas (their gradients are summed); the penalty is divided alike.
-        if not training:
-            return loss + per_replica(keras.ops.maximum(self.penalty_weight, 0.0) * penalty)
-        r = self.penalty_ratio
-        first = keras.ops.stop_gradient(
-            r * loss * num_replicas() / ((1.0 - r) * penalty))
-        weight = keras.ops.where(self.penalty_weight < 0, first, self.penalty_weight)
-        self.penalty_weight.assign(weight)
-        return loss + per_replica(weight * penalty)
-
-    def get_config(self):
-        return {**super().get_config(), "penalty_ratio": self.penalty_ratio}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        ratio = config.pop("penalty_ratio", 0.2)
-        model = keras.Model.from_config(config, custom_objects=custom_objects)
-        return cls(model.inputs, model.outputs, name=model.name, penalty_ratio=ratio)
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
@@ -179,32 +113,6 @@ class PruneTrainResult:
         return self.train_flops / self.dense_train_flops if self.dense_train_flops else 1.0
 
 
-class _Figures(keras.callbacks.Callback):
-    """Writes macs, params and training FLOPs so far into the epoch logs."""
-
-    def __init__(self, run, model_cost, dynamic):
-        super().__init__()
-        self.run, self.cost, self.dynamic = run, model_cost, dynamic
-
-    def _seen(self):
-        return int(keras.ops.convert_to_numpy(self.model.samples_seen))
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = self._seen()
-
-    def on_epoch_end(self, epoch, logs=None):
-        samples = self._seen() - self._start
-        self.run.samples += samples
-        self.run.train_flops += (FLOPS_PER_MAC * PASSES_PER_SAMPLE
-                                 * self.cost.macs * samples)
-        if logs is not None:
-            logs["macs"] = self.cost.macs
-            logs["params"] = self.cost.params
-            logs["train_flops"] = self.run.train_flops
-            if self.dynamic:
-                logs["batch_size"] = self.run.base_batch * self.run.batch_scale
-
-
 class _Continuous(keras.callbacks.CallbackList):
     """The user's callbacks, seeing one training run across all segments.
 
@@ -239,20 +147,28 @@ class _Continuous(keras.callbacks.CallbackList):
 
 
 class _Recorder(keras.callbacks.Callback):
-    """Keeps the run's history and saves a checkpoint after every epoch."""
+    """Keeps the run's history; saves a checkpoint after every epoch and
+    every reconfiguration."""
 
-    def __init__(self, run, save):
+    def __init__(self, run, save, dynamic):
         super().__init__()
-        self.run, self.save = run, save
+        self.run, self.save, self.dynamic = run, save, dynamic
+        self._saved_reconfiguration = len(run.reconfigurations)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if len(self.run.reconfigurations) != self._saved_reconfiguration:
+            self._saved_reconfiguration = len(self.run.reconfigurations)
+            self.save()
 
     def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self.dynamic:
+            logs["batch_size"] = self.run.base_batch * self.run.batch_scale
         for k, v in (logs or {}).items():
             self.run.history.setdefault(k, []).append(float(v))
         self.run.epoch = epoch + 1
         self.run.penalty_weight = float(
             keras.ops.convert_to_numpy(self.model.penalty_weight))
-        if self.save:
-            self.save()
+        self.save()
 
 
 def _check_args(epochs, penalty_ratio, reconfigure_every, threshold, max_batch_scale):
@@ -329,15 +245,17 @@ def fit(model, train, y=None, *, epochs=1, batch_size=None, validation_data=None
         optimizer=None, loss=None, metrics=("accuracy",), penalty_ratio=0.2,
         reconfigure_every=10, threshold=1e-4, callbacks=None, checkpoint_dir=None,
         dynamic_batch=False, max_batch_scale=4, verbose="auto",
-        custom_objects=None):
+        custom_objects=None, mode="proximal"):
     """Trains `model` from scratch with PruneTrain; it shrinks as it trains.
 
-    Training runs in segments of `reconfigure_every` epochs; after each, dead
-    channels and dead residual branches are removed (`reconfigure`) and
-    training continues on the smaller model with the optimizer's state and
-    step carried over. To the callbacks it is one run: `on_train_begin` and
-    `on_train_end` are called once, epochs are numbered across segments, and
-    `self.model` is the model being trained at the time.
+    One `PruneTrainModel.fit` call with a `Reconfigure(reconfigure_every)`
+    callback: every `reconfigure_every` epochs dead channels and dead
+    residual branches are removed and training continues on the smaller
+    network with the optimizer's state and step carried over. The user's
+    callbacks see one run, whose `self.model` is the `PruneTrainModel`
+    (its `network` is the model being trained at the time). With
+    `dynamic_batch`, a new `fit` call starts at each batch change; the
+    callbacks still see one run (`on_train_begin`/`on_train_end` once).
 
     Dynamic mini-batch (off by default): after each reconfiguration the
     batch grows by the integer factor k = ⌊initial MACs / current MACs⌋
@@ -367,9 +285,9 @@ def fit(model, train, y=None, *, epochs=1, batch_size=None, validation_data=None
         reconfigure_every: epochs between reconfigurations; None removes
             channels only once, after the last epoch.
         threshold: a weight below this in absolute value counts as zero.
-        callbacks: Keras callbacks (kept across reconfigurations; weights
-            they hold, like EarlyStopping's best ones, fit only the
-            architecture they were taken from).
+        callbacks: Keras callbacks (kept across reconfigurations; restoring
+            weights taken before a reconfiguration, like EarlyStopping's
+            best ones, brings back the width they were taken at).
         checkpoint_dir: if set, the run is saved there after every epoch
             and every reconfiguration, and a run started with a directory
             that holds a checkpoint resumes from it (same architecture,
@@ -378,6 +296,8 @@ def fit(model, train, y=None, *, epochs=1, batch_size=None, validation_data=None
         max_batch_scale: largest batch growth factor.
         verbose: as for `keras.Model.fit`.
         custom_objects: custom layers the model needs to be re-created.
+        mode: "proximal" (default) or "subgradient" group lasso (see
+            `tfprune.regularizers`).
 
     Returns:
         A `PruneTrainResult`.
@@ -424,63 +344,62 @@ def fit(model, train, y=None, *, epochs=1, batch_size=None, validation_data=None
                 f"model '{model.name}' has no prunable channel (see "
                 "tfprune.analyze(model).summary()); PruneTrain has nothing to "
                 "remove. Use model.fit instead.")
+    pt = PruneTrainModel(plain, penalty_ratio=penalty_ratio, mode=mode)
+    pt.run = run
+    pt.penalty_weight.assign(run.penalty_weight)
+    pt.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
     def save():
         if checkpoint_dir:
-            save_checkpoint(checkpoint_dir, run, plain, optimizer)
-
-    def reconfigure_now(final=False):
-        nonlocal plain, optimizer
-        # After the last epoch nothing absorbs a removed branch's constant.
-        step = reconfigure(plain, optimizer, threshold, custom_objects,
-                           drop_branches=not final)
-        plain, optimizer = step.model, step.optimizer
-        after = cost(plain)
-        if dynamic_batch:
-            scale = int(min(max_batch_scale, max(1, run.dense_macs // max(after.macs, 1))))
-            if scale != run.batch_scale:
-                optimizer = _rescale_learning_rate(optimizer, plain, scale)
-                run.batch_scale = scale
-        run.reconfigured_at = run.epoch
-        run.reconfigurations.append({
-            "epoch": run.epoch, "macs": after.macs, "params": after.params,
-            "removed_channels": step.removed_channels,
-            "removed_branches": step.removed_branches,
-            "batch_size": run.base_batch * run.batch_scale if dynamic_batch else None})
-        save()
+            save_checkpoint(checkpoint_dir, run, pt.network, pt.optimizer)
 
     def boundary(epoch):
         return bool(reconfigure_every) and epoch > 0 and epoch % reconfigure_every == 0
 
-    # Without user callbacks, none of ours needs batch hooks, and Keras may
-    # dispatch them asynchronously.
+    segmented = dynamic_batch and bool(reconfigure_every) and penalty_ratio > 0
     user = _Continuous(callbacks) if callbacks else None
     last_logs = None
     stopped = False
     while run.epoch < epochs and not stopped:
-        if penalty_ratio > 0 and boundary(run.epoch) and run.reconfigured_at != run.epoch:
-            reconfigure_now()
         end = epochs
-        if reconfigure_every and penalty_ratio > 0:
+        if segmented:
+            # The batch size changes with the width: reconfigure before the
+            # segment, so its data are batched for the new width.
+            if boundary(run.epoch) and run.reconfigured_at != run.epoch:
+                pt.reconfigure(threshold, custom_objects=custom_objects)
+                _rescale(pt, run, max_batch_scale)
+                save()
             end = min(epochs, (run.epoch // reconfigure_every + 1) * reconfigure_every)
-        trainer = PruneTrainModel(plain.inputs, plain.outputs, name=plain.name,
-                                  penalty_ratio=penalty_ratio)
-        trainer.penalty_weight.assign(run.penalty_weight)
-        _ = trainer.lasso  # analyse now, not while tracing the train step
-        trainer.compile(optimizer=optimizer, loss=loss, metrics=metrics)
         data, size = _batched(train, y, batch_size, run)
-        segment = trainer.fit(
+        every = reconfigure_every if penalty_ratio > 0 else None
+        history = pt.fit(
             data, y, batch_size=size, epochs=end, initial_epoch=run.epoch,
             validation_data=validation_data, verbose=verbose,
-            callbacks=[c for c in (_Figures(run, cost(plain), dynamic_batch), user,
-                                   _Recorder(run, save)) if c is not None])
-        last_logs = {k: v[-1] for k, v in segment.history.items() if v}
-        stopped = bool(trainer.stop_training) or run.epoch < end
+            callbacks=[c for c in (
+                Reconfigure(every, threshold, final=False, custom_objects=custom_objects),
+                user, _Recorder(run, save, dynamic_batch)) if c is not None])
+        last_logs = {k: v[-1] for k, v in history.history.items() if v}
+        stopped = bool(pt.stop_training) or run.epoch < end
     if penalty_ratio > 0 and run.reconfigured_at != run.epoch:
-        reconfigure_now(final=True)
+        # After the last epoch nothing absorbs a removed branch's constant.
+        pt.reconfigure(threshold, drop_branches=False, custom_objects=custom_objects)
+        save()
     if user is not None:
         user.finish(last_logs)
+    plain, optimizer = pt.network, pt.optimizer
     plain.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     dense = FLOPS_PER_MAC * PASSES_PER_SAMPLE * run.dense_macs * run.samples
     return PruneTrainResult(plain, run.history, run.reconfigurations,
                             run.penalty_weight, run.train_flops, dense, optimizer)
+
+
+def _rescale(pt, run, max_batch_scale):
+    """After a reconfiguration: the batch grows as the MACs fall."""
+    macs = cost(pt.network).macs
+    scale = int(min(max_batch_scale, max(1, run.dense_macs // max(macs, 1))))
+    if scale != run.batch_scale:
+        with pt.strategy_scope():
+            optimizer = _rescale_learning_rate(pt.optimizer, pt.network, scale)
+        pt.swap(pt.network, optimizer)
+        run.batch_scale = scale
+    run.reconfigurations[-1]["batch_size"] = run.base_batch * scale
