@@ -25,7 +25,7 @@ from tfprune.errors import (
     UnsupportedLayerError,
     UnsupportedModelError,
 )
-from tfprune.methods import distill, hfp, prunetrain, regularizers
+from tfprune.methods import distill, hfp, prunenet, prunetrain, regularizers
 from tfprune.ranking import importance
 from tfprune.ranking.prune import prune
 
@@ -36,7 +36,7 @@ __all__ = [
     "LayerCost", "PruningPlan", "TargetUnreachableError", "TfpruneError",
     "UnsupportedLayerError", "UnsupportedModelError", "analyze", "cost",
     "branches", "callbacks", "distill", "hfp", "importance", "layers", "prune",
-    "prunetrain", "rebuild", "regularizers", "zero_out",
+    "prunenet", "prunetrain", "rebuild", "regularizers", "zero_out",
 ]
 
 # Modules with heavier imports (tf.data, pygad), loaded on first use.
