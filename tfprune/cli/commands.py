@@ -42,7 +42,7 @@ def prune(args):
     if args.from_plan:
         with open(args.from_plan) as f:
             plan = tfprune.PruningPlan.from_json(f.read(), graph)
-    elif args.method in ("hfp", "ga"):
+    elif args.method in ("hfp", "ga", "prunenet"):
         plan, model = _trained_plan(args, model, graph)
     else:
         plan = tfprune.prune(graph, method=args.method, target_macs=args.target_macs,
@@ -66,7 +66,8 @@ def prune(args):
 
 
 def _trained_plan(args, model, graph):
-    """Plans that need data: HFP trains gates, the GA searches on samples.
+    """Plans that need data: HFP trains gates, the GA searches on samples,
+    PruneNet scores channels on 512 calibration samples.
 
     Returns (plan, the model to rebuild: the gated one for HFP).
     """
@@ -91,6 +92,11 @@ def _trained_plan(args, model, graph):
         return tfprune.hfp.plan(gated, round_to=args.round_to), gated
     x, y = datasets.load(args.data, split="train", as_numpy=True, limit=args.limit)
     idx = np.random.default_rng(0).choice(len(x), min(len(x), 512), replace=False)
+    if args.method == "prunenet":
+        plan = tfprune.prunenet.prune(
+            model, (x[idx], y[idx]), target_macs=args.target_macs,
+            target_params=args.target_params, round_to=args.round_to)
+        return plan, model
     search = tfprune.search.GeneticChannelSearch(
         model, (x[idx], y[idx]), target_macs=args.target_macs,
         target_params=args.target_params, round_to=args.round_to,
