@@ -202,3 +202,44 @@ def test_cli_prunes_with_prunenet(tmp_path, capsys):
     assert main(["prune", str(path), "--method", "prunenet", "--target-macs", "0.5",
                  "-o", str(out)]) == 2
     assert "needs --data" in capsys.readouterr().err
+
+
+def test_recalibrate_bn_sets_the_statistics_of_the_data():
+    model = chain(seed=2)
+    x, _ = calibration(64, seed=2)
+    conv = keras.Model(model.inputs, model.get_layer("conv1").output)
+    features = keras.ops.convert_to_numpy(conv(x)).astype(np.float64)
+    bn = model.get_layer("bn1")
+    bn.trainable = False  # frozen BN is recalibrated too, and stays frozen
+    momentum = bn.momentum
+    kernels = [keras.ops.convert_to_numpy(model.get_layer(n).kernel).copy()
+               for n in ("conv1", "conv2", "logits")]
+    gamma = keras.ops.convert_to_numpy(bn.gamma).copy()
+    assert tfprune.recalibrate_bn(model, x, batch_size=32) is model
+    # two equal batches: the mean of the batch means is the mean
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_mean),
+                               features.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
+    drawn = features[np.random.default_rng(0).permutation(64)]  # seed=0's order
+    halves = [drawn[:32].var(axis=(0, 1, 2)), drawn[32:].var(axis=(0, 1, 2))]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_variance),
+                               np.mean(halves, axis=0), rtol=1e-3, atol=1e-5)
+    assert bn.momentum == momentum and bn.trainable is False
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(bn.gamma), gamma)
+    for name, before in zip(("conv1", "conv2", "logits"), kernels):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(model.get_layer(name).kernel), before)
+    with pytest.raises(ValueError, match="empty"):
+        tfprune.recalibrate_bn(model, np.zeros((0, 8, 8, 1), "float32"))
+
+
+def test_recalibrated_inference_matches_training_mode_on_one_batch():
+    """After recalibrating on one batch, inference mode normalises that batch
+    exactly as training mode does: the statistics are the batch's own."""
+    model = chain(seed=3)
+    plan = tfprune.prunenet.prune(model, calibration(), target_macs=0.5, verbose=0)
+    slim = tfprune.rebuild(model, plan)
+    x, _ = calibration(32, seed=5)
+    training = keras.ops.convert_to_numpy(slim(x, training=True))
+    tfprune.recalibrate_bn(slim, x, batch_size=32)
+    inference = keras.ops.convert_to_numpy(slim(x, training=False))
+    np.testing.assert_allclose(inference, training, rtol=1e-3, atol=1e-4)

@@ -17,6 +17,7 @@ from tfprune.core import branches
 from tfprune.core.cost import Cost, LayerCost, cost
 from tfprune.core.graph import Barrier, ChannelGraph, ChannelGroup, analyze
 from tfprune.core.plan import PruningPlan
+from tfprune.core.batchnorm import recalibrate_bn
 from tfprune.core.rebuild import rebuild, zero_out
 from tfprune.errors import (
     InvalidPlanError,
@@ -36,7 +37,7 @@ __all__ = [
     "LayerCost", "PruningPlan", "TargetUnreachableError", "TfpruneError",
     "UnsupportedLayerError", "UnsupportedModelError", "analyze", "cost",
     "branches", "callbacks", "distill", "hfp", "importance", "layers", "prune",
-    "prunenet", "prunetrain", "rebuild", "regularizers", "zero_out",
+    "prunenet", "prunetrain", "rebuild", "recalibrate_bn", "regularizers", "zero_out",
 ]
 
 # Modules with heavier imports (tf.data, pygad), loaded on first use.
