@@ -14,10 +14,10 @@ import importlib
 
 from tfprune import callbacks, layers
 from tfprune.core import branches
+from tfprune.core.batchnorm import recalibrate_bn
 from tfprune.core.cost import Cost, LayerCost, cost
 from tfprune.core.graph import Barrier, ChannelGraph, ChannelGroup, analyze
 from tfprune.core.plan import PruningPlan
-from tfprune.core.batchnorm import recalibrate_bn
 from tfprune.core.rebuild import rebuild, zero_out
 from tfprune.errors import (
     InvalidPlanError,

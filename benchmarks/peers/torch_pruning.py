@@ -318,7 +318,8 @@ def run(args):
     reduced = bool(args.train_images or args.test_images or args.epochs != BASELINE_EPOCHS
                    or args.finetune_epochs != FINETUNE_EPOCHS)
     data = Data(load_fashion_mnist(args.data_dir), args.train_images, args.test_images)
-    tag = f"_n{args.train_images}" if args.train_images else ""
+    tag = (f"_n{args.train_images}" if args.train_images else "") + \
+        (f"_t{args.test_images}" if args.test_images else "")
     base, base_acc, base_wall = baseline(data, args.epochs, args.seed, tag)
     print(f"baseline: accuracy {base_acc:.4f} ({base_wall:.0f} s)", flush=True)
     example = torch.zeros(1, 1, 28, 28)
