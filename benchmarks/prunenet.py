@@ -110,6 +110,8 @@ def accuracy_part(targets, limit):
                 slim = tfprune.rebuild(base, plan)
                 before, before_bn = before_finetuning(slim, test, bn_x)
                 acc = finetune(slim, base, train, test, distill)
+                # distillation froze the teacher: later rebuilds would copy that
+                base.trainable = True
                 scope = "uniform" if method == "l1 uniform" else "global"
                 rows.append(row("resnet20", name.split(" ")[0], target, base, base_acc, slim,
                                 before, acc, epochs,
