@@ -37,6 +37,9 @@ setup(
         # name; next to tensorflow-cpu, install it with `pip install
         # --no-deps tf_keras==<your TF version>` first.
         "bench": ["tf_keras>=2.16", "tensorflow-model-optimization>=0.8"],
+        # benchmarks/peers/torch_pruning.py: the same resnet20 in PyTorch,
+        # pruned by Torch-Pruning (CPU wheels are enough).
+        "peers": ["torch>=2.1", "torch-pruning>=1.6"],
     },
     entry_points={
         "console_scripts": ["tfprune=tfprune.cli:main"],

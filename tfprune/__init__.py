@@ -14,6 +14,7 @@ import importlib
 
 from tfprune import callbacks, layers
 from tfprune.core import branches
+from tfprune.core.batchnorm import recalibrate_bn
 from tfprune.core.cost import Cost, LayerCost, cost
 from tfprune.core.graph import Barrier, ChannelGraph, ChannelGroup, analyze
 from tfprune.core.plan import PruningPlan
@@ -28,7 +29,7 @@ from tfprune.errors import (
     UnsupportedLayerError,
     UnsupportedModelError,
 )
-from tfprune.methods import distill, hfp, prunetrain, regularizers, smof
+from tfprune.methods import distill, hfp, prunenet, prunetrain, regularizers, smof
 from tfprune.ranking import importance
 from tfprune.ranking.prune import prune
 from tfprune.report import report
@@ -41,8 +42,8 @@ __all__ = [
     "PruningPlan", "TargetUnreachableError", "TfpruneError",
     "UnsupportedLayerError", "UnsupportedModelError", "analyze", "cost",
     "branches", "callbacks", "distill", "hfp", "importance", "layers", "prune",
-    "prunetrain", "rebuild", "register_layer", "regularizers", "report",
-    "smof", "zero_out",
+    "prunenet", "prunetrain", "rebuild", "recalibrate_bn", "register_layer",
+    "regularizers", "report", "smof", "zero_out",
 ]
 
 # Modules with heavier imports (tf.data, pygad), loaded on first use.

@@ -45,10 +45,11 @@ def parser():
     r.add_argument("model", help="a .keras model file (never modified)")
     r.add_argument("-o", "--output", help="where to write the pruned .keras model")
     r.add_argument("--method", default="l1",
-                   choices=["l1", "l2", "bn", "hfp", "ga", "smof"],
+                   choices=["l1", "l2", "bn", "hfp", "ga", "smof", "prunenet"],
                    help="l1/l2/bn: channel importance; hfp: train budget gates "
                    "(needs --data, --epochs); smof: train kernel-ring masks and "
                    "gates (needs --data, --epochs); ga: genetic channel search "
+                   "(needs --data); prunenet: global loss-based importance "
                    "(needs --data) (default: l1)")
     r.add_argument("--target-macs", type=fraction_or_count,
                    help="fraction of the original MACs (<= 1) or a MACs count")
@@ -60,7 +61,7 @@ def parser():
     r.add_argument("--plan", help="also write the plan as JSON to this .json file")
     r.add_argument("--from-plan", help="rebuild from this plan JSON instead of "
                    "searching")
-    r.add_argument("--data", help="data set for hfp/ga, e.g. fashion_mnist")
+    r.add_argument("--data", help="data set for hfp/ga/prunenet, e.g. fashion_mnist")
     r.add_argument("--epochs", type=positive_int, default=2,
                    help="hfp/smof: epochs of mask training (default 2)")
     r.add_argument("--generations", type=positive_int, default=30,

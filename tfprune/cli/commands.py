@@ -49,7 +49,7 @@ def prune(args):
     graph = tfprune.analyze(model)
     if plan_text is not None:
         plan = tfprune.PruningPlan.from_json(plan_text, graph)
-    elif args.method in ("hfp", "ga", "smof"):
+    elif args.method in ("hfp", "ga", "smof", "prunenet"):
         plan, model = _trained_plan(args, model, graph)
     else:
         plan = tfprune.prune(graph, criterion=args.method, target_macs=args.target_macs,
@@ -72,7 +72,8 @@ def prune(args):
 
 
 def _trained_plan(args, model, graph):
-    """Plans that need data: HFP trains gates, the GA searches on samples.
+    """Plans that need data: HFP trains gates, the GA searches on samples,
+    PruneNet scores channels on 512 calibration samples.
 
     Returns (plan, the model to rebuild: the gated one for HFP).
     """
@@ -109,6 +110,11 @@ def _trained_plan(args, model, graph):
         return tfprune.smof.plan(masked), masked
     x, y = datasets.load(args.data, split="train", as_numpy=True, limit=args.limit)
     idx = np.random.default_rng(0).choice(len(x), min(len(x), 512), replace=False)
+    if args.method == "prunenet":
+        plan = tfprune.prunenet.prune(
+            model, (x[idx], y[idx]), target_macs=args.target_macs,
+            target_params=args.target_params, round_to=args.round_to)
+        return plan, model
     search = tfprune.search.GeneticChannelSearch(
         model, (x[idx], y[idx]), target_macs=args.target_macs,
         target_params=args.target_params, round_to=args.round_to,
