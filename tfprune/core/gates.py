@@ -139,3 +139,102 @@ def _scale_outputs(layer, factors):
         values[w.name] = value
     for w in layer.weights:
         w.assign(values[w.name])
+
+
+def gate_positions(graph):
+    """Group id -> tensor keys where its gate goes (one per producer).
+
+    A gate goes after each producer's BatchNormalization (when it has gamma
+    and beta, which fold the gate's factors) or after the producer itself.
+    Groups that some tensor carries only in part, or whose producers are
+    inside nested models, get no gate.
+    """
+    consumers = graph.consumers()
+    producers = {n.name: n for n in graph.nodes if n.kind == "mixer" and n.first_call}
+    positions = {}
+    for group in graph.prunable_groups:
+        if group.segments or any(p not in producers for p in group.producers):
+            continue
+        keys = []
+        for name in group.producers:
+            key = producers[name].outputs[0]
+            while True:  # past a BN with gamma and beta: the gate scales those
+                after = consumers.get(key, [])
+                if (len(after) == 1 and after[0].class_name == "BatchNormalization"
+                        and after[0].kind == "channelwise"
+                        and after[0].config.get("scale", True)
+                        and after[0].config.get("center", True)
+                        and key not in graph.outputs):
+                    key = after[0].outputs[0]
+                else:
+                    break
+            keys.append(key)
+        positions[group.id] = keys
+    return positions
+
+
+def insert_gates(serialized, graph, positions):
+    """Inserts one `ChannelGate` per group into a serialised functional model.
+
+    Args:
+        serialized: `functional_serialized(...)` of the model `graph` was
+            made from; edited in place.
+        graph: its `ChannelGraph`.
+        positions: group id -> tensor keys, as from `gate_positions`; the
+            same gate layer is called on each key, so branches share it.
+
+    Returns:
+        The names of the inserted gate layers.
+    """
+    config = serialized["config"]
+    entries = config["layers"]
+    by_name = {e.get("name") or e["config"]["name"]: i for i, e in enumerate(entries)}
+    mapping, inserts = {}, []
+    for keys in positions.values():
+        name = _unique(f"{keys[0].split(':')[0]}_gate", by_name)
+        by_name[name] = -1
+        calls = []
+        for call_index, key in enumerate(keys):
+            hist = history_of(key)
+            calls.append({"args": [{"class_name": "__keras_tensor__", "config": {
+                "shape": list(graph.shapes[key]), "dtype": "float32",
+                "keras_history": hist}}], "kwargs": {}})
+            mapping[tuple(hist)] = (name, call_index, 0)
+        after = max(by_name[history_of(k)[0]] for k in keys)
+        dtype = entries[by_name[history_of(keys[0])[0]]]["config"].get("dtype")
+        inserts.append((after, {
+            "module": "tfprune.layers", "class_name": GATE,
+            "registered_name": "tfprune>ChannelGate", "name": name,
+            "config": {"name": name, "trainable": True, "dtype": dtype,
+                       "initial_value": 1.0},
+            "inbound_nodes": calls}))
+    rewire_calls(entries, output_histories(config), mapping)
+    for after, entry in sorted(inserts, key=lambda t: -t[0]):
+        entries.insert(after + 1, entry)
+    return {entry["name"] for _, entry in inserts}
+
+
+def functional_model(model):
+    """`model` itself, or a Sequential model re-called as a functional one
+    (gates and masks need a graph of nodes)."""
+    if not isinstance(model, keras.Sequential):
+        return model
+    inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
+    x = inputs
+    for layer in model.layers:
+        x = layer(x)
+    return keras.Model(inputs, x, name=model.name)
+
+
+def model_structure(model):
+    """(inputs, outputs) as the model was built: single tensors stay single."""
+    def one(xs):
+        return xs[0] if len(xs) == 1 else xs
+    return one(model.inputs), one(model.outputs)
+
+
+def _unique(name, taken):
+    candidate, i = name, 1
+    while candidate in taken:
+        candidate, i = f"{name}_{i}", i + 1
+    return candidate

@@ -63,43 +63,21 @@ import numpy as np
 from tfprune.core.configs import (
     copy_weights_by_name,
     functional_serialized,
-    history_of,
-    output_histories,
-    rewire_calls,
 )
 from tfprune.core.cost import cost, node_cost
-from tfprune.core.gates import GATE, fold_gates
+from tfprune.core.gates import (
+    GATE,
+    fold_gates,
+    functional_model,
+    gate_positions,
+    insert_gates,
+    model_structure,
+)
 from tfprune.core.graph import analyze
 from tfprune.core.plan import PruningPlan
 from tfprune.core.replicas import MultiWorkerFit, per_replica, strategy_scope
 from tfprune.errors import InvalidPlanError, TfpruneError
 from tfprune.ranking.budget import fit_plan, resolve_target
-
-
-def _gate_positions(graph):
-    """Group id -> tensor keys where its gate goes (one per producer)."""
-    consumers = graph.consumers()
-    producers = {n.name: n for n in graph.nodes if n.kind == "mixer" and n.first_call}
-    positions = {}
-    for group in graph.prunable_groups:
-        if group.segments or any(p not in producers for p in group.producers):
-            continue
-        keys = []
-        for name in group.producers:
-            key = producers[name].outputs[0]
-            while True:  # past a BN with gamma and beta: the gate scales those
-                after = consumers.get(key, [])
-                if (len(after) == 1 and after[0].class_name == "BatchNormalization"
-                        and after[0].kind == "channelwise"
-                        and after[0].config.get("scale", True)
-                        and after[0].config.get("center", True)
-                        and key not in graph.outputs):
-                    key = after[0].outputs[0]
-                else:
-                    break
-            keys.append(key)
-        positions[group.id] = keys
-    return positions
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
@@ -167,7 +145,7 @@ class GatedModel(MultiWorkerFit, keras.Model):
         extra = {k: config.pop(k) for k in
                  ("target_macs", "target_params", "weight", "threshold") if k in config}
         model = keras.Model.from_config(config, custom_objects=custom_objects)
-        return cls(*_structure(model), name=model.name, **extra)
+        return cls(*model_structure(model), name=model.name, **extra)
 
 
 class _SoftBudget:
@@ -301,67 +279,18 @@ def _attach(model, target_macs, target_params, weight, threshold):
     base = cost(graph)
     macs = resolve_target(target_macs, base.macs, "target_macs")
     params = resolve_target(target_params, base.params, "target_params")
-    positions = _gate_positions(graph)
+    positions = gate_positions(graph)
     if not positions:
         raise TfpruneError(
             f"model '{model.name}' has no channel group that can be gated; "
             "see tfprune.analyze(model).summary() for why.")
-    serialized = functional_serialized(model) if not isinstance(model, keras.Sequential) \
-        else _functional_serialized(model, graph)
-    config = serialized["config"]
-    entries = config["layers"]
-    by_name = {e.get("name") or e["config"]["name"]: i for i, e in enumerate(entries)}
-    mapping, inserts = {}, []
-    for gid, keys in positions.items():
-        name = _unique(f"{keys[0].split(':')[0]}_gate", by_name)
-        by_name[name] = -1
-        calls = []
-        for call_index, key in enumerate(keys):
-            hist = history_of(key)
-            calls.append({"args": [{"class_name": "__keras_tensor__", "config": {
-                "shape": list(graph.shapes[key]), "dtype": "float32",
-                "keras_history": hist}}], "kwargs": {}})
-            mapping[tuple(hist)] = (name, call_index, 0)
-        after = max(by_name[history_of(k)[0]] for k in keys)
-        dtype = entries[by_name[history_of(keys[0])[0]]]["config"].get("dtype")
-        inserts.append((after, {
-            "module": "tfprune.layers", "class_name": GATE,
-            "registered_name": "tfprune>ChannelGate", "name": name,
-            "config": {"name": name, "trainable": True, "dtype": dtype,
-                       "initial_value": 1.0},
-            "inbound_nodes": calls}))
-    rewire_calls(entries, output_histories(config), mapping)
-    for after, entry in sorted(inserts, key=lambda t: -t[0]):
-        entries.insert(after + 1, entry)
+    serialized = functional_serialized(functional_model(model))
+    gates = insert_gates(serialized, graph, positions)
     plain = keras.saving.deserialize_keras_object(serialized)
-    copy_weights_by_name(model, plain, skip={e["name"] for _, e in inserts})
-    return GatedModel(*_structure(plain), name=model.name,
+    copy_weights_by_name(model, plain, skip=gates)
+    return GatedModel(*model_structure(plain), name=model.name,
                       target_macs=macs, target_params=params, weight=weight,
                       threshold=threshold)
-
-
-def _structure(model):
-    """(inputs, outputs) as the model was built: single tensors stay single."""
-    def one(xs):
-        return xs[0] if len(xs) == 1 else xs
-    return one(model.inputs), one(model.outputs)
-
-
-def _unique(name, taken):
-    candidate, i = name, 1
-    while candidate in taken:
-        candidate, i = f"{name}_{i}", i + 1
-    return candidate
-
-
-def _functional_serialized(model, graph):
-    """A Sequential model as a functional one (gates need a graph of nodes)."""
-    inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
-    x = inputs
-    for layer in model.layers:
-        x = layer(x)
-    functional = keras.Model(inputs, x, name=model.name)
-    return functional_serialized(functional)
 
 
 def gate_scores(model):

@@ -51,7 +51,6 @@ import numpy as np
 from tfprune.core.cost import cost
 from tfprune.core.data import as_arrays
 from tfprune.core.graph import ChannelGraph, analyze
-from tfprune.core.layouts import LAYOUTS
 from tfprune.core.rebuild import zero_out
 from tfprune.ranking.budget import fit_plan, resolve_target
 
@@ -67,7 +66,7 @@ def _consumer_inputs(graph):
     for node in graph.nodes:
         if node.kind != "mixer" or not node.first_call:
             continue
-        layout = LAYOUTS.get(node.class_name, {})
+        layout = node.spec.weights if node.spec is not None else {}
         weights = {w.name: w for w in node.layer.weights}
         for name, axes in layout.items():
             if axes.input_axis is not None and name in weights:

@@ -41,12 +41,16 @@ import numpy as np
 from tfprune.core.configs import (
     copy_weights_by_name,
     functional_serialized,
-    history_of,
-    output_histories,
-    rewire_calls,
 )
 from tfprune.core.cost import cost, node_cost
-from tfprune.core.gates import GATE, fold_gates
+from tfprune.core.gates import (
+    GATE,
+    fold_gates,
+    functional_model,
+    gate_positions,
+    insert_gates,
+    model_structure,
+)
 from tfprune.core.graph import analyze
 from tfprune.core.kernel_masks import (
     KERNEL_MASK,
@@ -114,7 +118,7 @@ class SMOFModel(keras.Model):
     def from_config(cls, config, custom_objects=None):
         extra = {k: config.pop(k) for k in _OPTIONS if k in config}
         model = keras.Model.from_config(config, custom_objects=custom_objects)
-        return cls(*_structure(model), name=model.name, **extra)
+        return cls(*model_structure(model), name=model.name, **extra)
 
 
 def _hard_rings(values, threshold):
@@ -214,33 +218,6 @@ class _Budget:
         return self.model.weight * loss
 
 
-def _gate_positions(graph):
-    """Group id -> tensor keys where its gate goes (after each producer's BN).
-
-    The same placement as `tfprune.hfp`: a gate scales a BN's gamma/beta
-    when folded, so it sits after the BN that follows a producer.
-    """
-    consumers = graph.consumers()
-    producers = {n.name: n for n in graph.nodes if n.kind == "mixer" and n.first_call}
-    positions = {}
-    for group in graph.prunable_groups:
-        if group.segments or any(p not in producers for p in group.producers):
-            continue
-        keys = []
-        for name in group.producers:
-            key = producers[name].outputs[0]
-            after = consumers.get(key, [])
-            if (len(after) == 1 and after[0].class_name == "BatchNormalization"
-                    and after[0].kind == "channelwise"
-                    and after[0].config.get("scale", True)
-                    and after[0].config.get("center", True)
-                    and key not in graph.outputs):
-                key = after[0].outputs[0]
-            keys.append(key)
-        positions[group.id] = keys
-    return positions
-
-
 def _maskable(graph):
     """Names of the convs whose kernel rings get a mask."""
     calls = {}
@@ -289,19 +266,14 @@ def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.
     base = cost(graph)
     macs = resolve_target(target_macs, base.macs, "target_macs")
     params = resolve_target(target_params, base.params, "target_params")
-    positions = _gate_positions(graph)
+    positions = gate_positions(graph)
     wrapped = _maskable(graph)
     if not positions and not wrapped:
         raise TfpruneError(
             f"model '{model.name}' has neither a prunable channel group nor a "
             "convolution with a kernel wider than 1; see "
             "tfprune.analyze(model).summary().")
-    if isinstance(model, keras.Sequential):
-        inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
-        x = inputs
-        for layer in model.layers:
-            x = layer(x)
-        model = keras.Model(inputs, x, name=model.name)
+    model = functional_model(model)
     serialized = functional_serialized(model)
     config = serialized["config"]
     entries = config["layers"]
@@ -318,48 +290,13 @@ def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.
                        "dtype": inner["config"].get("dtype"), "layer": inner,
                        "initial_value": 1.0},
             "inbound_nodes": inbound})
-    mapping, inserts = {}, []
-    for keys in positions.values():
-        name = _unique(f"{keys[0].split(':')[0]}_gate", by_name)
-        by_name[name] = -1
-        calls = []
-        for call_index, key in enumerate(keys):
-            hist = history_of(key)
-            calls.append({"args": [{"class_name": "__keras_tensor__", "config": {
-                "shape": list(graph.shapes[key]), "dtype": "float32",
-                "keras_history": hist}}], "kwargs": {}})
-            mapping[tuple(hist)] = (name, call_index, 0)
-        after = max(by_name[history_of(k)[0]] for k in keys)
-        dtype = entries[by_name[history_of(keys[0])[0]]]["config"].get("dtype")
-        inserts.append((after, {
-            "module": "tfprune.layers", "class_name": GATE,
-            "registered_name": "tfprune>ChannelGate", "name": name,
-            "config": {"name": name, "trainable": True, "dtype": dtype,
-                       "initial_value": 1.0},
-            "inbound_nodes": calls}))
-    rewire_calls(entries, output_histories(config), mapping)
-    for after, entry in sorted(inserts, key=lambda t: -t[0]):
-        entries.insert(after + 1, entry)
+    gates = insert_gates(serialized, graph, positions)
     plain = keras.saving.deserialize_keras_object(serialized)
-    copy_weights_by_name(model, plain, skip=set(wrapped) | {e["name"] for _, e in inserts})
+    copy_weights_by_name(model, plain, skip=set(wrapped) | gates)
     for name in wrapped:
         plain.get_layer(name).layer.set_weights(model.get_layer(name).get_weights())
-    return SMOFModel(*_structure(plain), name=model.name, target_macs=macs,
+    return SMOFModel(*model_structure(plain), name=model.name, target_macs=macs,
                      target_params=params, weight=weight, threshold=threshold)
-
-
-def _structure(model):
-    """(inputs, outputs) as the model was built: single tensors stay single."""
-    def one(xs):
-        return xs[0] if len(xs) == 1 else xs
-    return one(model.inputs), one(model.outputs)
-
-
-def _unique(name, taken):
-    candidate, i = name, 1
-    while candidate in taken:
-        candidate, i = f"{name}_{i}", i + 1
-    return candidate
 
 
 def kernel_plan(model, threshold=None):
