@@ -6,8 +6,8 @@ from tfprune.ranking.importance import CRITERIA
 
 
 def prune(model, method="l1", target_macs=None, target_params=None,
-          scope="global", round_to=1):
-    """Makes a `PruningPlan` that meets a MACs and/or params target.
+          scope="global", round_to=1, target_latency=None, latency_table=None):
+    """Makes a `PruningPlan` that meets a MACs, params and/or latency target.
 
     Args:
         model: a functional or Sequential `keras.Model` (or its
@@ -21,6 +21,13 @@ def prune(model, method="l1", target_macs=None, target_params=None,
         scope: "global" (one ranking over all layers, non-uniform widths) or
             "uniform" (every group loses the same fraction).
         round_to: keep widths multiples of this (e.g. 8 for mobile kernels).
+        target_latency: predicted LiteRT latency: a fraction (<= 1) of the
+            original's predicted latency (e.g. 0.5), milliseconds (> 1), or
+            a string such as "0.8ms" for sub-millisecond targets. Needs
+            `latency_table`.
+        latency_table: a `tfprune.latency.LatencyTable` measured for this
+            model; a table of another model raises
+            `LatencyTableMismatchError`.
 
     Returns:
         A `PruningPlan`; pass it to `tfprune.rebuild`.
@@ -30,6 +37,9 @@ def prune(model, method="l1", target_macs=None, target_params=None,
     ```python
     plan = tfprune.prune(model, method="l1", target_macs=0.5)
     slim = tfprune.rebuild(model, plan)
+
+    table = tfprune.latency.LatencyTable.measure(model, threads=1)
+    plan = tfprune.prune(model, "l1", target_latency=0.5, latency_table=table)
     ```
     """
     if method not in CRITERIA:
@@ -38,4 +48,5 @@ def prune(model, method="l1", target_macs=None, target_params=None,
     graph = model if isinstance(model, ChannelGraph) else analyze(model)
     scores = CRITERIA[method](graph)
     return fit_plan(graph, scores, target_macs=target_macs,
-                    target_params=target_params, scope=scope, round_to=round_to)
+                    target_params=target_params, scope=scope, round_to=round_to,
+                    target_latency=target_latency, latency_table=latency_table)
