@@ -291,3 +291,63 @@ def test_real_litert_timer_on_a_tiny_model():
     assert table.predict(full) == pytest.approx(table.base_ms)
     half = graph.plan({group.id: range(4)})
     assert table.predict(half) <= table.predict(full)
+
+
+@pytest.fixture(scope="module")
+def model_file(model, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("cli") / "tiny.keras")
+    model.save(path)
+    return path
+
+
+def test_table_fits_the_saved_and_reloaded_model(model_file, table):
+    # measured in memory, used with the .keras file: same config, same hash
+    reloaded = keras.saving.load_model(model_file, compile=False)
+    plan = tfprune.prune(reloaded, "l1", target_latency=0.7, latency_table=table)
+    assert table.predict(plan) <= 0.7 * table.base_ms * (1 + 1e-9)
+
+
+def test_cli_latency_then_prune(model_file, tmp_path, capsys, monkeypatch):
+    from tfprune import cli
+
+    monkeypatch.setattr("tfprune.latency.find_timer", lambda name="tflite": macs_timer)
+    table_path = str(tmp_path / "table.json")
+    assert cli.main(["latency", model_file, "-o", table_path, "--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "whole model" in out and "wrote" in out
+    table = LatencyTable.load(table_path)
+    slim = str(tmp_path / "slim.keras")
+    assert cli.main(["prune", model_file, "--target-latency", "0.5", "--latency-table",
+                     table_path, "-o", slim]) == 0
+    assert "predicted LiteRT latency" in capsys.readouterr().out
+    slim_model = keras.saving.load_model(slim, compile=False)
+    # the slim model's MACs are what the MACs timer's table predicted for it
+    assert tfprune.cost(slim_model).macs / 1e6 <= 0.5 * table.base_ms * 1.1
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["latency", "{model}"], "give the output file with -o table.json"),
+    (["latency", "{model}", "-o", "{tmp}/t.txt"], "use a .json file name"),
+    (["prune", "{model}", "-o", "{tmp}/s.keras", "--target-latency", "0.5"],
+     "--target-latency needs --latency-table"),
+    (["prune", "{model}", "-o", "{tmp}/s.keras", "--target-latency", "0.5",
+      "--latency-table", "{tmp}/missing.json"], "no such file"),
+])
+def test_cli_bad_input(model_file, tmp_path, capsys, argv, message):
+    from tfprune import cli
+
+    argv = [a.format(model=model_file, tmp=tmp_path) for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_refuses_a_table_of_another_model(model_file, table, tmp_path, capsys):
+    from tfprune import cli
+
+    other = str(tmp_path / "other.keras")
+    tiny("other", width=8).save(other)
+    table_path = table.save(tmp_path / "table.json")
+    assert cli.main(["prune", other, "-o", str(tmp_path / "s.keras"),
+                     "--target-latency", "0.5", "--latency-table", table_path]) == 2
+    assert "measured for another model" in capsys.readouterr().err

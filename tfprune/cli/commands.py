@@ -1,4 +1,4 @@
-"""tfprune's own commands: inspect, prune, train, report."""
+"""tfprune's own commands: inspect, prune, train, report, latency."""
 
 import os
 
@@ -35,10 +35,27 @@ def prune(args):
     if os.path.abspath(args.output) == os.path.abspath(args.model):
         raise CliError("the output would overwrite the input model; choose "
                         "another -o path")
-    if args.target_macs is None and args.target_params is None and not args.from_plan:
-        raise CliError("give --target-macs and/or --target-params (or --from-plan)")
+    target_latency = getattr(args, "target_latency", None)
+    if (args.target_macs is None and args.target_params is None
+            and target_latency is None and not args.from_plan):
+        raise CliError("give --target-macs, --target-params and/or --target-latency "
+                       "(or --from-plan)")
+    table_path = getattr(args, "latency_table", None)
+    if target_latency is not None and not table_path:
+        raise CliError("--target-latency needs --latency-table table.json (measure "
+                       "one with `tfprune latency model.keras -o table.json`)")
+    if table_path and not os.path.exists(table_path):
+        raise CliError(f"no such file: {table_path}")
+    if target_latency is not None and args.method in ("hfp", "ga"):
+        raise CliError(f"--target-latency works with --method l1, l2 or bn, not "
+                       f"{args.method}")
     model = load_model(args.model)
     graph = tfprune.analyze(model)
+    table = None
+    if table_path:
+        from tfprune.latency import LatencyTable
+
+        table = LatencyTable.load(table_path, graph)
     if args.from_plan:
         with open(args.from_plan) as f:
             plan = tfprune.PruningPlan.from_json(f.read(), graph)
@@ -47,7 +64,8 @@ def prune(args):
     else:
         plan = tfprune.prune(graph, method=args.method, target_macs=args.target_macs,
                              target_params=args.target_params, scope=args.scope,
-                             round_to=args.round_to)
+                             round_to=args.round_to, target_latency=target_latency,
+                             latency_table=table)
     slim = tfprune.rebuild(model, plan)
     before, after = tfprune.cost(graph), tfprune.cost(slim)
     tmp = args.output + ".partial.keras"
@@ -61,6 +79,11 @@ def prune(args):
     print(f"{'after':<8} {fmt_count(after.params):>14} {fmt_count(after.macs):>16}")
     print(f"{'ratio':<8} {after.params / before.params:>14.3f} "
           f"{after.macs / before.macs:>16.3f}")
+    if table is not None:
+        predicted = table.predict(plan)
+        print(f"predicted LiteRT latency: {table.base_ms:.3f} ms -> {predicted:.3f} ms "
+              f"(ratio {predicted / table.base_ms:.3f}, {table.threads} thread(s), "
+              f"{table.quantization})")
     print(f"wrote {args.output}" + (f" and {args.plan}" if args.plan else ""))
     return 0
 
@@ -124,4 +147,33 @@ def report(args):
                             names=(args.original, args.slim))
     print(result.table())
     print("wrote " + ", ".join(result.files))
+    return 0
+
+
+def latency(args):
+    from tfprune.latency import LatencyTable
+
+    if args.output is None:
+        raise CliError("give the output file with -o table.json")
+    if not args.output.endswith(".json"):
+        raise CliError(f"{args.output}: the table is JSON; use a .json file name")
+    if os.path.abspath(args.output) == os.path.abspath(args.model):
+        raise CliError("the output would overwrite the input model; choose "
+                       "another -o path")
+    model = load_model(args.model)
+    table = LatencyTable.measure(model, threads=args.threads,
+                                 quantization=args.quantization, runs=args.runs)
+    tmp = args.output + ".partial"
+    table.save(tmp)
+    os.replace(tmp, args.output)
+    print(f"whole model: {table.base_ms:.3f} ms ({table.threads} thread(s), "
+          f"{table.quantization}, LiteRT {table.litert}, {table.cpu})")
+    print(f"{'group':>5}  {'widths':<24} {'ms':<36} producers")
+    for gid, row in table.groups.items():
+        widths = " ".join(str(w) for w in row["widths"])
+        ms = " ".join(f"{t:.3f}" for t in row["ms"])
+        names = ", ".join(row["producers"][:3]) + (" ..." if len(row["producers"]) > 3
+                                                   else "")
+        print(f"{gid:>5}  {widths:<24} {ms:<36} {names}")
+    print(f"wrote {args.output}")
     return 0

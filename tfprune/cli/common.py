@@ -45,3 +45,17 @@ def fraction_or_count(text):
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
+
+
+def latency_target(text):
+    """A --target-latency: a number (fraction <= 1, ms > 1) or "0.8ms"."""
+    if text.strip().lower().endswith("ms"):
+        try:
+            value = float(text.strip()[:-2])
+        except ValueError:
+            value = -1.0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(
+                f"expected milliseconds like 0.8ms, got {text!r}")
+        return text.strip()
+    return fraction_or_count(text)
