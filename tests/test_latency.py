@@ -182,6 +182,23 @@ def test_target_latency_is_met(model, table, scope, round_to, target):
     assert predicted < table.base_ms
 
 
+@pytest.mark.parametrize("scope", ["global", "uniform"])
+@pytest.mark.parametrize("target", [0.8, 0.5])
+def test_round_to_auto_keeps_measured_widths(model, table, scope, target):
+    plan = tfprune.prune(model, "l1", target_latency=target, latency_table=table,
+                         scope=scope, round_to="auto")
+    assert table.predict(plan) <= target * table.base_ms * (1 + 1e-9)
+    graph = plan.graph
+    for group in graph.prunable_groups:
+        assert len(plan.keep[group.id]) in table.steps(group.id)
+    assert table.predict(plan) < table.base_ms
+
+
+def test_round_to_auto_needs_a_table(model):
+    with pytest.raises(ValueError, match="latency_table"):
+        tfprune.prune(model, "l1", target_macs=0.5, round_to="auto")
+
+
 def test_target_latency_in_milliseconds(model, table):
     ms = 0.5 * table.base_ms
     for target in (f"{ms}ms", f" {ms} MS"):
@@ -318,7 +335,7 @@ def test_cli_latency_then_prune(model_file, tmp_path, capsys, monkeypatch):
     table = LatencyTable.load(table_path)
     slim = str(tmp_path / "slim.keras")
     assert cli.main(["prune", model_file, "--target-latency", "0.5", "--latency-table",
-                     table_path, "-o", slim]) == 0
+                     table_path, "-o", slim, "--round-to", "auto"]) == 0
     assert "predicted LiteRT latency" in capsys.readouterr().out
     slim_model = keras.saving.load_model(slim, compile=False)
     # the slim model's MACs are what the MACs timer's table predicted for it
@@ -332,6 +349,8 @@ def test_cli_latency_then_prune(model_file, tmp_path, capsys, monkeypatch):
      "--target-latency needs --latency-table"),
     (["prune", "{model}", "-o", "{tmp}/s.keras", "--target-latency", "0.5",
       "--latency-table", "{tmp}/missing.json"], "no such file"),
+    (["prune", "{model}", "-o", "{tmp}/s.keras", "--target-macs", "0.5",
+      "--round-to", "auto"], "--round-to auto reads the widths"),
 ])
 def test_cli_bad_input(model_file, tmp_path, capsys, argv, message):
     from tfprune import cli

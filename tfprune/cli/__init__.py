@@ -15,7 +15,13 @@ import os
 import sys
 
 from tfprune.cli import commands
-from tfprune.cli.common import CliError, fraction_or_count, latency_target, positive_int
+from tfprune.cli.common import (
+    CliError,
+    fraction_or_count,
+    latency_target,
+    positive_int,
+    round_to_arg,
+)
 
 __all__ = ["CliError", "main", "parser"]
 
@@ -43,8 +49,9 @@ def parser():
     r.add_argument("--target-params", type=fraction_or_count,
                    help="fraction of the original params (<= 1) or a count")
     r.add_argument("--scope", default="global", choices=["global", "uniform"])
-    r.add_argument("--round-to", type=int, default=1,
-                   help="keep widths multiples of N (default 1)")
+    r.add_argument("--round-to", type=round_to_arg, default=1,
+                   help="keep widths multiples of N (default 1), or 'auto': "
+                   "the widths --latency-table measured")
     r.add_argument("--target-latency", type=latency_target,
                    help="predicted LiteRT latency: a fraction of the original's "
                    "(<= 1), milliseconds (> 1) or e.g. 0.8ms; needs --latency-table")

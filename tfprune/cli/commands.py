@@ -46,6 +46,9 @@ def prune(args):
                        "one with `tfprune latency model.keras -o table.json`)")
     if table_path and not os.path.exists(table_path):
         raise CliError(f"no such file: {table_path}")
+    if args.round_to == "auto" and not table_path:
+        raise CliError("--round-to auto reads the widths from --latency-table "
+                       "table.json")
     if target_latency is not None and args.method in ("hfp", "ga"):
         raise CliError(f"--target-latency works with --method l1, l2 or bn, not "
                        f"{args.method}")

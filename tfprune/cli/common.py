@@ -59,3 +59,10 @@ def latency_target(text):
                 f"expected milliseconds like 0.8ms, got {text!r}")
         return text.strip()
     return fraction_or_count(text)
+
+
+def round_to_arg(text):
+    """A --round-to: a whole number >= 1, or "auto"."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    return positive_int(text)

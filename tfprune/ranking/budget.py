@@ -73,6 +73,15 @@ def _round_keep(n, size, round_to):
     return min(n, size)
 
 
+def _auto_keep(n, steps):
+    """The narrowest of `steps` (ascending, the last is the full width) >= n."""
+    n = max(n, 1)
+    for w in steps:
+        if w >= n:
+            return w
+    return steps[-1]
+
+
 def plan_from_counts(graph, scores, counts):
     """Keeps the `counts[gid]` highest-scoring channels of each group."""
     keep = {}
@@ -102,7 +111,9 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
         scope: "global" ranks all channels together, after dividing each
             group's scores by the group's mean (so layers of different fan-in
             compare); "uniform" prunes the same fraction of every group.
-        round_to: kept widths are multiples of this (or the whole group).
+        round_to: kept widths are multiples of this (or the whole group);
+            "auto" keeps only the widths the latency table measured (the
+            steps the hardware was timed at), and needs `latency_table`.
         normalize: with scope="global", divide each group's scores by their
             mean first; pass False for scores already on one scale (gates).
         target_latency: predicted latency target: a fraction (<= 1) of the
@@ -135,9 +146,23 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
                          "tfprune.latency.LatencyTable.measure(model).")
     if latency_table is not None:
         latency_table.check(graph)
-    round_to = int(round_to or 1)
-    if round_to < 1:
-        raise ValueError(f"round_to must be >= 1, got {round_to}.")
+    if round_to == "auto":
+        if latency_table is None:
+            raise ValueError("round_to='auto' reads the widths from a latency table: "
+                             "pass latency_table=.")
+        steps_of = {g.id: (latency_table.steps(g.id) if g.id in latency_table.groups
+                           else [g.size]) for g in graph.prunable_groups}
+
+        def keep_n(n, group):
+            return _auto_keep(n, steps_of[group.id])
+        round_to = 0  # not 1: no refill of single channels
+    else:
+        round_to = int(round_to or 1)
+        if round_to < 1:
+            raise ValueError(f"round_to must be >= 1 or 'auto', got {round_to}.")
+
+        def keep_n(n, group):
+            return _round_keep(n, group.size, round_to)
     base = cost(graph)
     limits = [(resolve_target(target_macs, base.macs, "target_macs"), "macs"),
               (resolve_target(target_params, base.params, "target_params"), "params")]
@@ -151,8 +176,7 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
 
     if scope == "uniform":
         def counts_at(t):  # t in [0, 1]: fraction of each group removed
-            return {g.id: _round_keep(math.ceil(g.size * (1 - t)), g.size, round_to)
-                    for g in groups}
+            return {g.id: keep_n(math.ceil(g.size * (1 - t)), g) for g in groups}
         steps = 1.0
     else:
         norm = {g.id: scores[g.id] / (np.mean(scores[g.id]) + 1e-12) if normalize
@@ -165,8 +189,7 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
             removed = {g.id: 0 for g in groups}
             for i in order[:k]:
                 removed[flat[i][1]] += 1
-            return {g.id: _round_keep(g.size - removed[g.id], g.size, round_to)
-                    for g in groups}
+            return {g.id: keep_n(g.size - removed[g.id], g) for g in groups}
         steps = float(len(flat))
 
     def plan_at(t):

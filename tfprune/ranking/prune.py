@@ -20,7 +20,8 @@ def prune(model, method="l1", target_macs=None, target_params=None,
         target_params: the same for the number of parameters.
         scope: "global" (one ranking over all layers, non-uniform widths) or
             "uniform" (every group loses the same fraction).
-        round_to: keep widths multiples of this (e.g. 8 for mobile kernels).
+        round_to: keep widths multiples of this (e.g. 8 for mobile kernels);
+            "auto" keeps only the widths `latency_table` measured.
         target_latency: predicted LiteRT latency: a fraction (<= 1) of the
             original's predicted latency (e.g. 0.5), milliseconds (> 1), or
             a string such as "0.8ms" for sub-millisecond targets. Needs
