@@ -261,6 +261,18 @@ def test_bad_widths(model):
         LatencyTable.measure(model, timer=macs_timer, widths=[1.5], verbose=0)
 
 
+def test_widths_per_group(model):
+    graph = tfprune.analyze(model)
+    first, *rest = graph.prunable_groups
+    table = LatencyTable.measure(model, timer=macs_timer, widths={first.id: [2, 5]},
+                                 verbose=0)
+    assert list(table.groups) == [first.id]
+    assert table.steps(first.id) == [2, 5, first.size]
+    # a group that was not timed is predicted to save nothing
+    plan = graph.plan({rest[0].id: range(1)})
+    assert table.predict(plan) == table.base_ms
+
+
 def test_missing_timer_is_a_clear_error(monkeypatch):
     real = importlib.metadata.entry_points
 

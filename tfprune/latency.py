@@ -164,15 +164,22 @@ def _submodel(graph, group, plan):
                     shape=tuple(shape[1:-1]) + (width(key),), batch_size=1)
                 inputs.append(tensors[key])
             args.append(tensors[key])
-        if node.name not in clones:
-            cfg = dict(node.layer.get_config())
-            cfg.pop("name", None)
-            if node.kind == "mixer":
-                cfg["units" if node.class_name == "Dense" else "filters"] = \
-                    width(node.outputs[0])
-            clones[node.name] = node.layer.__class__.from_config(cfg)
-        out = clones[node.name](args if len(args) > 1 or node.kind in ("merge", "concat")
-                                else args[0])
+        try:
+            if node.name not in clones:
+                cfg = dict(node.layer.get_config())
+                cfg.pop("name", None)
+                if node.kind == "mixer":
+                    cfg["units" if node.class_name == "Dense" else "filters"] = \
+                        width(node.outputs[0])
+                clones[node.name] = node.layer.__class__.from_config(cfg)
+            out = clones[node.name](
+                args if len(args) > 1 or node.kind in ("merge", "concat") else args[0])
+        except Exception as e:  # Keras raises many types for a bad config
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise TfpruneError(
+                f"layer '{node.name}' ({node.class_name}) could not be rebuilt alone "
+                f"to time channel group {group.id} ({first}); pass widths= without "
+                "this group (a dict) or make the layer rebuildable from its config") from None
         outs = out if isinstance(out, (list, tuple)) else [out]
         for key, tensor in zip(node.outputs, outs):
             tensors[key] = tensor
@@ -244,8 +251,9 @@ class LatencyTable:
                 the timer.
             widths: candidate widths: None for `default_widths` of each
                 group, a list of fractions (e.g. `[1, 0.5]`) applied to
-                every group, or a dict group id -> list of channel counts.
-                The full width is always added.
+                every group, or a dict group id -> list of channel counts
+                (groups left out are not timed, and pruning them is
+                predicted to save nothing). The full width is always added.
             timer: `timer(keras_model, threads=, quantization=, runs=)` ->
                 median ms; by default the `tfprune.timers` entry point
                 "tflite" (tflite_export.timing.time_model).
@@ -266,6 +274,8 @@ class LatencyTable:
         timer = timer or find_timer()
         todo = []
         for group in graph.prunable_groups:
+            if isinstance(widths, dict) and group.id not in widths:
+                continue  # not timed: its pruning is predicted to save nothing
             todo.append((group, _candidate_widths(group, widths)))
         bar = (keras.utils.Progbar(1 + sum(len(w) for _, w in todo),
                                    unit_name="model") if verbose else None)

@@ -140,7 +140,8 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
     if target_macs is None and target_params is None and target_latency is None:
-        raise ValueError("give target_macs, target_params or target_latency.")
+        raise ValueError("give target_macs or target_params (or both), or "
+                         "target_latency with latency_table.")
     if target_latency is not None and latency_table is None:
         raise ValueError("target_latency needs latency_table=, measured with "
                          "tfprune.latency.LatencyTable.measure(model).")
