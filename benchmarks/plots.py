@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from benchmarks import results
+from tfprune.core.fileio import atomic_path
 
 FIGURES_DIR = os.path.join(results.HERE, "figures")
 DPI = 100
@@ -62,9 +63,8 @@ def _save(fig, axes, rows, path, title, ncol=3):
                    ncol=min(ncol, len(entries)), fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=13)
     fig.supxlabel(_commits(rows), fontsize=7, color="0.35")
-    tmp = path + f".{os.getpid()}.tmp.png"
-    fig.savefig(tmp, format="png", metadata=_PNG_METADATA)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata=_PNG_METADATA)
     return path
 
 

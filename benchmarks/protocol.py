@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from tfprune import datasets, zoo
+from tfprune.core.fileio import save_model, write_atomic
 
 CACHE_DIR = os.path.join(os.path.dirname(__file__), "cache")
 SEED = 0
@@ -160,13 +161,10 @@ def baseline(name, train_ds=None, test_ds=None, epochs=BASELINE_EPOCHS, limit=No
     model = MODELS[name]()
     wall = train(model, train_ds, epochs, BASELINE_PEAK_LR)
     acc = accuracy(model, test_ds)
-    tmp = path + ".tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, path)  # a killed run never leaves a half-written cache
-    with open(meta + ".tmp", "w") as f:
-        json.dump({"model": name, "epochs": epochs, "limit": limit, "test_acc": acc,
-                   "wall_s": wall, "key": baseline_key(name, epochs, limit)}, f)
-    os.replace(meta + ".tmp", meta)
+    save_model(model, path)  # a killed run never leaves a half-written cache
+    write_atomic(meta, json.dumps({"model": name, "epochs": epochs, "limit": limit,
+                                   "test_acc": acc, "wall_s": wall,
+                                   "key": baseline_key(name, epochs, limit)}))
     return model, acc, wall
 
 

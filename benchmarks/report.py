@@ -16,6 +16,7 @@ import os
 from typing import Callable, Optional
 
 from benchmarks import plots, results
+from tfprune.core.fileio import write_atomic
 
 REPORT = os.path.join(results.ROOT, "BENCHMARKS.md")
 
@@ -255,13 +256,6 @@ def render(rows, figures=None):
     return "\n".join(out) + "\n"
 
 
-def _write_atomic(path, text):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write(rows=None, path=REPORT, figures_dir=plots.FIGURES_DIR):
     """Rewrites BENCHMARKS.md and its figures from the log.
 
@@ -278,7 +272,7 @@ def write(rows=None, path=REPORT, figures_dir=plots.FIGURES_DIR):
     base = os.path.dirname(os.path.abspath(path))
     links = {name: (os.path.relpath(file, base), caption)
              for name, (file, caption) in drawn.items()}
-    _write_atomic(path, render(rows, links))
+    write_atomic(path, render(rows, links))
     return [file for file, _ in drawn.values()]
 
 

@@ -30,7 +30,7 @@ def run(model_name, method, target_macs=None, scope="global", round_to=1,
                    epochs=protocol.BASELINE_EPOCHS, wall_s=round(base_wall, 1))
     else:
         start = time.perf_counter()
-        plan = tfprune.prune(base, method=method, target_macs=target_macs,
+        plan = tfprune.prune(base, criterion=method, target_macs=target_macs,
                              scope=scope, round_to=round_to)
         slim = tfprune.rebuild(base, plan)
         pruned_acc = protocol.accuracy(slim, test_ds)

@@ -60,7 +60,7 @@ def main():
     graph = tfprune.analyze(model)
     print(f"Analysed: {len(graph.groups)} channel groups, "
           f"{len(graph.prunable_groups)} prunable, {len(graph.barriers)} barriers.")
-    plan = tfprune.prune(graph, method="l1", target_macs=TARGET_MACS)
+    plan = tfprune.prune(graph, criterion="l1", target_macs=TARGET_MACS)
     slim = tfprune.rebuild(model, plan)
     pruned_acc = _accuracy(slim, test, f"the model pruned to {TARGET_MACS:.0%} of "
                            "the MACs by L1 norm")

@@ -60,7 +60,7 @@ def test_corrupt_file(tmp_path, capsys):
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a zip")
     assert cli.main(["inspect", str(bad)]) == 2
-    assert "could not load" in capsys.readouterr().err
+    assert "not a valid .keras file" in capsys.readouterr().err
 
 
 def test_console_script_help_and_errors():

@@ -78,3 +78,27 @@ def test_rebuild_rejects_non_plans():
     model = keras.Model(inputs, layers.Dense(2)(inputs))
     with pytest.raises(tfprune.InvalidPlanError, match="PruningPlan"):
         tfprune.rebuild(model, {0: [1]})
+
+
+def test_refits_survive_json_and_reach_the_rebuild(graph):
+    c1, c2 = graph.group_of("c1"), graph.group_of("c2")
+    plan = graph.plan({c1.id: [0, 3, 7], c2.id: [1, 4]})
+    refit = np.random.default_rng(0).normal(size=(3, 3, 3, 6)).astype("float32")
+    plan.refits = {"c2": {"kernel": refit}}
+    text = plan.to_json()
+    again = tfprune.PruningPlan.from_json(text, graph)
+    np.testing.assert_array_equal(again.refits["c2"]["kernel"], refit)
+    assert again.refits["c2"]["kernel"].dtype == np.float32
+    slim = tfprune.rebuild(graph.model, again)
+    np.testing.assert_array_equal(slim.get_layer("c2").kernel, refit[..., [1, 4]])
+    # refits that do not fit the kept channels, or name another model's layer
+    plan.refits = {"c2": {"kernel": refit[:, :, :2]}}
+    with pytest.raises(tfprune.InvalidPlanError, match="c2/kernel"):
+        tfprune.rebuild(graph.model, tfprune.PruningPlan.from_json(plan.to_json(), graph))
+    data = json.loads(text)
+    data["refits"] = {"nope": data["refits"]["c2"]}
+    with pytest.raises(tfprune.InvalidPlanError, match="'nope'"):
+        tfprune.PruningPlan.from_dict(data, graph)
+    data["refits"] = {"c2": {"kernel": {"npy_base64": "!!"}}}
+    with pytest.raises(tfprune.InvalidPlanError, match="base64"):
+        tfprune.PruningPlan.from_dict(data, graph)

@@ -9,8 +9,9 @@ from conftest import assert_close, randomize_bn
 from keras import layers
 
 import tfprune
-from tfprune import prunetrain
+from tfprune import prunetrain, zoo
 from tfprune.cli.train import train_zoo_model
+from tfprune.core.optimizer_state import learning_rate_schedule
 from tfprune.methods.regularizers import GroupLasso
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -325,7 +326,11 @@ def test_fit_shrinks_model_and_keeps_callbacks_and_schedule(tmp_path):
     assert result.train_flops < result.dense_train_flops
     # the learning-rate schedule ran on: 4 epochs of 4 steps
     assert int(result.optimizer.iterations) == 16
-    assert result.optimizer._learning_rate is schedule
+    carried = learning_rate_schedule(result.optimizer)
+    assert isinstance(carried, keras.optimizers.schedules.CosineDecay)
+    assert carried.get_config() == schedule.get_config()
+    np.testing.assert_allclose(float(result.optimizer.learning_rate), float(schedule(16)),
+                               rtol=1e-6)
     assert model.get_layer("stem").filters == 4  # input untouched
     result.model.evaluate(x, y, verbose=0)  # compiled, ready to use
 
@@ -370,7 +375,7 @@ def test_dynamic_batch_grows_batch_and_scales_learning_rate():
                             optimizer=keras.optimizers.SGD(0.01))
     assert result.history["batch_size"] == [8.0, 32.0]
     assert int(result.optimizer.iterations) == 8 + 2
-    schedule = result.optimizer._learning_rate
+    schedule = learning_rate_schedule(result.optimizer)
     assert isinstance(schedule, prunetrain.BatchScaledSchedule) and schedule.scale == 4
     np.testing.assert_allclose(float(schedule(10)), 0.04, rtol=1e-6)
 
@@ -397,12 +402,17 @@ def test_bad_input_is_named():
 
 def test_cli_train_writes_slim_model(tmp_path, capsys):
     out = tmp_path / "slim.keras"
+    # A threshold above every weight: all channels but the strongest of each
+    # group count as dead, so the written model must be much slimmer.
     assert train_zoo_model("resnet20", "fashion_mnist", epochs=1, output=str(out),
-                                limit=128, batch_size=64, reconfigure_every=None,
-                                verbose=0) == 0
+                           limit=128, batch_size=64, reconfigure_every=None,
+                           threshold=100.0, verbose=0) == 0
     text = capsys.readouterr().out
     assert "training FLOPs" in text and "wrote" in text
     slim = keras.saving.load_model(out)
     assert slim.output_shape == (None, 10)
+    full = zoo.get("resnet20", input_shape=(28, 28, 1), classes=10)
+    assert slim.count_params() < full.count_params() / 2
+    assert slim.get_layer("stem_conv").filters < full.get_layer("stem_conv").filters
     with pytest.raises(ValueError, match="output"):
         train_zoo_model("resnet20", epochs=1, output=None)

@@ -67,7 +67,6 @@ def test_resnet20_parameter_count():
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     # He et al. report 0.27M; option-B projections add ~3k.
     assert trainable == 272_474
-    assert 0.26e6 < trainable < 0.28e6
 
 
 @pytest.mark.parametrize("depth,blocks", [(20, 3), (32, 5), (56, 9)])

@@ -6,7 +6,14 @@ point (see setup.py), so that tfprune never imports tflite_export.
 
 import os
 
-from tfprune.cli.common import CliError, load_model, positive_int
+from tfprune.cli.common import (
+    CliError,
+    check_outputs,
+    load_model,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 
 
 def register(sub):
@@ -30,8 +37,11 @@ def register(sub):
                    help="training images used to calibrate int8 (default 256)")
     e.add_argument("--verify-samples", type=positive_int, default=1000,
                    help="test images used to verify (default 1000)")
-    e.add_argument("--tolerance", type=float, default=None,
+    e.add_argument("--tolerance", type=positive_float, default=None,
                    help="max relative |tflite - keras| for none/float16")
+    e.add_argument("--force", action="store_true",
+                   help="overwrite an existing labels.txt or JSON side file "
+                   "next to the output (refused by default)")
     e.set_defaults(func=export)
     b = sub.add_parser("bench", help="time .tflite files with LiteRT",
                        description="Time .tflite files with the LiteRT "
@@ -43,7 +53,7 @@ def register(sub):
                    help="interpreter threads (default 1)")
     b.add_argument("--runs", type=positive_int, default=100,
                    help="timed runs per file (default 100)")
-    b.add_argument("--warmup", type=int, default=10,
+    b.add_argument("--warmup", type=nonnegative_int, default=10,
                    help="untimed runs per file first (default 10)")
     b.add_argument("--no-xnnpack", action="store_true",
                    help="use the reference builtin kernels instead of XNNPACK")
@@ -54,13 +64,19 @@ def register(sub):
 
 def export(args):
     from tflite_export import convert
+    from tflite_export.convert import side_files
 
     output = args.output or os.path.splitext(args.model)[0] + ".tflite"
-    if not output.endswith(".tflite"):
-        raise CliError(f"{output}: the output file name must end with .tflite")
     if args.quantize == "int8" and not args.data:
         raise CliError("--quantize int8 needs --data (e.g. --data fashion_mnist) "
                         "to calibrate the int8 ranges")
+    labels_path, metadata_path = side_files(output, labels=bool(args.data))
+    check_outputs(inputs=[args.model], outputs=[(output, ".tflite", "-o")])
+    # Side files the user did not name are never replaced without --force.
+    check_outputs(inputs=[args.model, output],
+                  outputs=[(labels_path, ".txt", "labels file"),
+                           (metadata_path, ".json", "metadata file")],
+                  overwrite=args.force)
     model = load_model(args.model)
     calibration = verification = labels = normalization = None
     if args.data:
@@ -81,7 +97,8 @@ def export(args):
     info = convert(model, output, quantization=args.quantize,
                    representative_data=calibration, verification_data=verification,
                    labels=labels, normalization=normalization, int8_io=args.int8_io,
-                   tolerance=args.tolerance, verify_samples=args.verify_samples)
+                   tolerance=args.tolerance, verify_samples=args.verify_samples,
+                   overwrite_side_files=args.force)
     print(info.summary())
     side = [p for p in (info.labels_path, info.metadata_path) if p]
     print(f"wrote {info.path}" + (" with " + " and ".join(side) if side else ""))

@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 
 from tflite_export import tflite_model
+from tfprune.core.fileio import write_atomic
 from tfprune.errors import TfpruneError
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -143,7 +144,7 @@ class ExportInfo:
 def convert(model, path, quantization="none", representative_data=None,
             labels=None, verification_data=None, normalization=None,
             int8_io=False, batch_size=1, tolerance=None, verify_samples=256,
-            verbose=False):
+            verbose=False, overwrite_side_files=True):
     """Converts a Keras 3 model to a verified `.tflite` file.
 
     Only TFLite builtin ops are allowed (no Flex / SELECT_TF_OPS), so the
@@ -185,6 +186,15 @@ def convert(model, path, quantization="none", representative_data=None,
             checked.
         verify_samples: at most this many inputs are used to verify.
         verbose: show the converter's own log.
+        overwrite_side_files: False to refuse (before converting) when
+            `labels.txt` or the JSON side file already exists next to
+            `path`; the `.tflite` file itself is always replaced.
+
+    A mixed-precision model (e.g. `dtype="mixed_float16"`, which computes
+    in float16) is converted from a float32 copy of itself, because the
+    TFLite builtins take float32 graphs: the file is float32, or float16
+    weights with `quantization="float16"`. The copy is checked against the
+    original within float16 rounding, and the file against the copy.
 
     Returns:
         An `ExportInfo`.
@@ -195,6 +205,8 @@ def convert(model, path, quantization="none", representative_data=None,
         VerificationError: the float or float16 file differs from the
             Keras model by more than the tolerance (nothing is written).
         ValueError: bad arguments, e.g. "int8" without representative data.
+        FileExistsError: a side file exists and `overwrite_side_files` is
+            False.
 
     Example:
 
@@ -242,6 +254,13 @@ def convert(model, path, quantization="none", representative_data=None,
         if any("\n" in v or "\r" in v for v in labels):
             raise ValueError("a label contains a line break; labels.txt has "
                              "one label per line.")
+    labels_path, metadata_path = side_files(path, labels=labels is not None)
+    if not overwrite_side_files:
+        for side in (labels_path, metadata_path):
+            if side and os.path.lexists(side):
+                raise FileExistsError(
+                    f"{side} already exists next to {path}; remove it, choose "
+                    "another directory, or allow overwriting it.")
     if ver_x is None:
         ver_x, ver_y = rep_x, rep_y
     if ver_x is None:
@@ -249,6 +268,9 @@ def convert(model, path, quantization="none", representative_data=None,
         ver_x = rng.standard_normal((_RANDOM_SAMPLES,) + input_shape[1:]).astype("float32")
     ver_x, ver_y = ver_x[:verify_samples], (None if ver_y is None else ver_y[:verify_samples])
 
+    original, model = model, float32_model(model)
+    if model is not original:
+        _check_cast(original, model, ver_x)
     content = _convert(model, input_shape, quantization, rep_x, int8_io, verbose)
     details = tflite_model.model_info(content)
     figures = _verify(model, content, ver_x, ver_y)
@@ -272,11 +294,7 @@ def convert(model, path, quantization="none", representative_data=None,
             "around it. Replace the layer if the app needs integer-only "
             "execution (e.g. on an NPU).", stacklevel=2)
 
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    stem = os.path.splitext(os.path.basename(path))[0]
-    labels_path = os.path.join(directory, "labels.txt") if labels is not None else None
-    metadata_path = os.path.join(directory, stem + ".json")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     info = ExportInfo(
         path=path, size_bytes=len(content), quantization=quantization,
         input=details.inputs[0], output=details.outputs[0], ops=details.op_counts,
@@ -287,13 +305,104 @@ def convert(model, path, quantization="none", representative_data=None,
         keras_accuracy=figures.get("keras_accuracy"), labels_path=labels_path,
         metadata_path=metadata_path)
     if labels is not None:
-        _write_atomic(labels_path, ("\n".join(labels) + "\n").encode())
-    _write_atomic(metadata_path, json.dumps(
+        write_atomic(labels_path, ("\n".join(labels) + "\n").encode())
+    write_atomic(metadata_path, json.dumps(
         _metadata(info, model, normalization, labels_path, details.macs),
         indent=1).encode())
     # The model file goes last: once it exists, its side files do too.
-    _write_atomic(path, content)
+    write_atomic(path, content)
     return info
+
+
+def side_files(path, labels=True):
+    """The side files `convert` writes next to `path`.
+
+    Returns:
+        `(labels_path or None, metadata_path)`: `labels.txt` in the same
+        directory (when `labels`), and `<name>.json`.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return (os.path.join(directory, "labels.txt") if labels else None,
+            os.path.join(directory, stem + ".json"))
+
+
+def _is_mixed(layer):
+    policy = getattr(layer, "dtype_policy", None)
+    compute = getattr(policy, "compute_dtype", "float32")
+    variable = getattr(policy, "variable_dtype", "float32")
+    return compute != variable or compute in ("float16", "bfloat16")
+
+
+def _float32_config(config):
+    """`config` with every layer's dtype policy replaced by "float32"."""
+    if isinstance(config, list):
+        return [_float32_config(v) for v in config]
+    if not isinstance(config, dict):
+        return config
+    out = {}
+    for key, value in config.items():
+        if key == "dtype" and isinstance(value, dict) and value.get(
+                "class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+            out[key] = "float32"
+        elif key == "dtype" and value in ("mixed_float16", "mixed_bfloat16",
+                                          "float16", "bfloat16"):
+            out[key] = "float32"
+        else:
+            out[key] = _float32_config(value)
+    return out
+
+
+def float32_model(model):
+    """`model` itself, or a float32 copy when any layer computes in lower
+    precision (a `mixed_float16` / `mixed_bfloat16` / float16 policy).
+
+    The copy has the same layers, names and weights (cast to float32); the
+    original is not modified.
+
+    Example:
+
+    ```python
+    exportable = float32_model(mixed_model)
+    ```
+    """
+    import keras
+
+    stack, mixed = [model], False
+    while stack and not mixed:
+        layer = stack.pop()
+        mixed = _is_mixed(layer)
+        stack.extend(getattr(layer, "layers", ()))
+    if not mixed:
+        return model
+    config = keras.saving.serialize_keras_object(model)
+    try:
+        copy = keras.saving.deserialize_keras_object(_float32_config(config))
+        # Mixed-precision variables are float32 already.
+        copy.set_weights(model.get_weights())
+    except Exception as e:  # a layer whose config cannot be re-created
+        raise ValueError(
+            f"model '{model.name}' computes in reduced precision and could not "
+            f"be copied to float32 for export ({type(e).__name__}: {e}); "
+            "rebuild it with the float32 policy and copy its weights, then "
+            "export that.") from None
+    return copy
+
+
+def _check_cast(original, copy, x):
+    """The float32 copy computes what the mixed-precision model computes,
+    up to float16 rounding."""
+    sample = x[:64]
+    ref = np.asarray(original(sample, training=False), dtype="float32")
+    got = np.asarray(copy(sample, training=False), dtype="float32")
+    err = float(np.max(np.abs(got - ref)))
+    tol = DEFAULT_TOLERANCE["float16"] * max(1.0, float(np.max(np.abs(ref))))
+    if not err <= tol:
+        raise VerificationError(
+            f"the float32 copy of mixed-precision model '{original.name}' "
+            f"differs from it by up to {err:.3g} (tolerance {tol:.3g}); nothing "
+            "was written. The model may rely on float16 overflow or on a layer "
+            "that depends on its dtype policy.")
 
 
 def _split_data(data, name):
@@ -561,20 +670,3 @@ def _metadata(info, model, normalization, labels_path, macs):
             "keras_accuracy": info.keras_accuracy,
         },
     }
-
-
-def _write_atomic(path, data):
-    """Writes next to `path` then renames, so `path` is never half-written."""
-    directory, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.partial")
-    # os.open with mode 0o666 lets the umask decide the permissions, as for
-    # any new file (tempfile.mkstemp would make it private).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -4,7 +4,7 @@ Example:
 
 ```python
 import tfprune
-plan = tfprune.prune(model, method="l1", target_macs=0.5)
+plan = tfprune.prune(model, criterion="l1", target_macs=0.5)
 slim = tfprune.rebuild(model, plan)
 print(tfprune.cost(model).macs, tfprune.cost(slim).macs)
 ```
@@ -18,14 +18,17 @@ from tfprune.core.cost import Cost, LayerCost, cost
 from tfprune.core.graph import Barrier, ChannelGraph, ChannelGroup, analyze
 from tfprune.core.plan import PruningPlan
 from tfprune.core.rebuild import rebuild, zero_out
+from tfprune.core.registry import LayerSpec, register_layer
 from tfprune.errors import (
+    DatasetUnavailableError,
     InvalidPlanError,
+    NonFiniteWeightsError,
     TargetUnreachableError,
     TfpruneError,
     UnsupportedLayerError,
     UnsupportedModelError,
 )
-from tfprune.methods import distill, hfp, prunetrain, regularizers
+from tfprune.methods import distill, hfp, prunetrain, regularizers, smof
 from tfprune.ranking import importance
 from tfprune.ranking.prune import prune
 from tfprune.report import report
@@ -33,11 +36,13 @@ from tfprune.report import report
 __version__ = "0.1.0"
 
 __all__ = [
-    "Barrier", "ChannelGraph", "ChannelGroup", "Cost", "InvalidPlanError",
-    "LayerCost", "PruningPlan", "TargetUnreachableError", "TfpruneError",
+    "Barrier", "ChannelGraph", "ChannelGroup", "Cost", "DatasetUnavailableError",
+    "InvalidPlanError", "LayerCost", "LayerSpec", "NonFiniteWeightsError",
+    "PruningPlan", "TargetUnreachableError", "TfpruneError",
     "UnsupportedLayerError", "UnsupportedModelError", "analyze", "cost",
     "branches", "callbacks", "distill", "hfp", "importance", "layers", "prune",
-    "prunetrain", "rebuild", "regularizers", "report", "zero_out",
+    "prunetrain", "rebuild", "register_layer", "regularizers", "report",
+    "smof", "zero_out",
 ]
 
 # Modules with heavier imports (tf.data, pygad), loaded on first use.

@@ -5,5 +5,6 @@ Figures they write into `logs` show up in the progress bar's history, in
 """
 
 from tfprune.methods.hfp import HolisticBudget
+from tfprune.methods.smof import SMOFSchedule
 
-__all__ = ["HolisticBudget"]
+__all__ = ["HolisticBudget", "SMOFSchedule"]

@@ -20,6 +20,8 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from tfprune.errors import DatasetUnavailableError
+
 __all__ = [
     "DEFAULT_FASHION_MNIST_DIR",
     "DatasetUnavailableError",
@@ -117,10 +119,6 @@ _SHIFT = 2
 
 # key -> {"train": (x, y), "test": (x, y), "mean", "std", "class_names"}
 _CACHE = {}
-
-
-class DatasetUnavailableError(RuntimeError):
-    """Raised when a dataset is neither on disk nor loadable via tfds."""
 
 
 def clear_cache():

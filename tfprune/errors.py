@@ -33,3 +33,12 @@ class InvalidPlanError(TfpruneError, ValueError):
 
 class TargetUnreachableError(TfpruneError, ValueError):
     """A params/MACs target cannot be met by any valid plan."""
+
+
+class NonFiniteWeightsError(TfpruneError, ValueError):
+    """A model holds NaN or infinite weights, so no channel ranking or slice
+    of it means anything; the message names the layer and the weight."""
+
+
+class DatasetUnavailableError(TfpruneError, RuntimeError):
+    """A data set is neither on disk nor loadable through tfds."""

@@ -42,6 +42,7 @@ import keras
 import numpy as np
 
 from tfprune.core.cost import cost, node_cost
+from tfprune.core.fileio import write_atomic
 from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.plan import PruningPlan
 from tfprune.errors import TfpruneError
@@ -381,11 +382,9 @@ class LatencyTable:
                 "interactions": self.interactions}
 
     def save(self, path):
-        """Writes the table as JSON to `path`; returns the path."""
+        """Writes the table as JSON to `path` (atomically); returns the path."""
         path = os.fspath(path)
-        with open(path, "w") as f:
-            json.dump(self.as_dict(), f, indent=1)
-            f.write("\n")
+        write_atomic(path, json.dumps(self.as_dict(), indent=1) + "\n")
         return path
 
     @classmethod

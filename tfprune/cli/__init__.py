@@ -7,23 +7,30 @@
     tfprune report original.keras slim.keras -o report/ [--tflite a.tflite b.tflite]
     tfprune latency model.keras -o table.json [--threads 1] [--quantization none]
 
-Bad input exits with status 2 and a one-line message, never a traceback.
+Bad input exits with status 2 and a one-line message, never a traceback;
+Ctrl-C exits with status 130 and "tfprune: interrupted". Every output file
+is checked before any work starts and written atomically, so an input is
+never overwritten and no half-written file is left behind.
 """
 
 import argparse
 import os
 import sys
 
-from tfprune.cli import commands
+from tfprune.cli import commands, interrupt
 from tfprune.cli.common import (
     CliError,
+    check_outputs,
     fraction_or_count,
     latency_target,
+    nonnegative_float,
+    positive_float,
     positive_int,
     round_to_arg,
+    unit_interval,
 )
 
-__all__ = ["CliError", "main", "parser"]
+__all__ = ["CliError", "check_outputs", "main", "parser"]
 
 
 def parser():
@@ -40,9 +47,11 @@ def parser():
                        "params target and save the slim model.")
     r.add_argument("model", help="a .keras model file (never modified)")
     r.add_argument("-o", "--output", help="where to write the pruned .keras model")
-    r.add_argument("--method", default="l1", choices=["l1", "l2", "bn", "hfp", "ga"],
+    r.add_argument("--method", default="l1",
+                   choices=["l1", "l2", "bn", "hfp", "ga", "smof"],
                    help="l1/l2/bn: channel importance; hfp: train budget gates "
-                   "(needs --data, --epochs); ga: genetic channel search "
+                   "(needs --data, --epochs); smof: train kernel-ring masks and "
+                   "gates (needs --data, --epochs); ga: genetic channel search "
                    "(needs --data) (default: l1)")
     r.add_argument("--target-macs", type=fraction_or_count,
                    help="fraction of the original MACs (<= 1) or a MACs count")
@@ -56,12 +65,12 @@ def parser():
                    help="predicted LiteRT latency: a fraction of the original's "
                    "(<= 1), milliseconds (> 1) or e.g. 0.8ms; needs --latency-table")
     r.add_argument("--latency-table", help="a table from `tfprune latency`")
-    r.add_argument("--plan", help="also write the plan as JSON to this file")
+    r.add_argument("--plan", help="also write the plan as JSON to this .json file")
     r.add_argument("--from-plan", help="rebuild from this plan JSON instead of "
                    "searching")
     r.add_argument("--data", help="data set for hfp/ga, e.g. fashion_mnist")
     r.add_argument("--epochs", type=positive_int, default=2,
-                   help="hfp: epochs of gate training (default 2)")
+                   help="hfp/smof: epochs of mask training (default 2)")
     r.add_argument("--generations", type=positive_int, default=30,
                    help="ga: generations per group (default 30)")
     r.add_argument("--limit", type=positive_int, help="use the first N training images")
@@ -73,12 +82,12 @@ def parser():
     t.add_argument("--model", required=True, help="a tfprune.zoo name, e.g. resnet20")
     t.add_argument("--data", default="fashion_mnist")
     t.add_argument("--epochs", type=positive_int, default=30)
-    t.add_argument("-o", "--output")
-    t.add_argument("--penalty-ratio", type=float, default=0.2)
+    t.add_argument("-o", "--output", help="where to write the trained .keras model")
+    t.add_argument("--penalty-ratio", type=unit_interval, default=0.2)
     t.add_argument("--reconfigure-every", type=positive_int, default=5)
-    t.add_argument("--threshold", type=float, default=1e-4)
+    t.add_argument("--threshold", type=nonnegative_float, default=1e-4)
     t.add_argument("--batch-size", type=positive_int, default=128)
-    t.add_argument("--lr", type=float, default=0.1, help="peak learning rate")
+    t.add_argument("--lr", type=positive_float, default=0.1, help="peak learning rate")
     t.add_argument("--checkpoint-dir", help="resume here if interrupted")
     t.add_argument("--limit", type=positive_int, help="first N images per split")
     t.add_argument("--dynamic-batch", action="store_true")
@@ -134,16 +143,40 @@ def _plugins():
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    """Runs one `tfprune` command; returns its exit status.
+
+    0: done; 2: bad input (one line on stderr); 130: interrupted (Ctrl-C);
+    1: an unexpected error inside tfprune (one line; set
+    TFPRUNE_TRACEBACK=1 to see the traceback). argparse's own usage
+    errors raise SystemExit(2).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfprune.errors import TfpruneError
 
-    try:
-        return args.func(args)
-    except (CliError, TfpruneError, OSError, ValueError, KeyError) as e:
-        message = str(e).strip().strip('"') or type(e).__name__
-        print(f"tfprune: error: {message}", file=sys.stderr)
-        return 2
+    with interrupt.handled() as interrupts:
+        try:
+            args = parser().parse_args(argv)
+            return args.func(args)
+        except KeyboardInterrupt:
+            # Outputs are written through tfprune.core.fileio, which removes
+            # its temporary file on the way out: nothing half-written is left.
+            interrupts.report()
+            return 130
+        except (CliError, TfpruneError, OSError, ValueError, KeyError) as e:
+            print(f"tfprune: error: {_one_line(e)}", file=sys.stderr)
+            return 2
+        except Exception as e:
+            if os.environ.get("TFPRUNE_TRACEBACK"):
+                raise
+            print(f"tfprune: internal error: {type(e).__name__}: {_one_line(e)} "
+                  "(a bug in tfprune; rerun with TFPRUNE_TRACEBACK=1 and report "
+                  "the traceback)", file=sys.stderr)
+            return 1
+
+
+def _one_line(error):
+    text = str(error).strip().strip('"').strip()
+    return " ".join(text.split()) or type(error).__name__
 
 
 if __name__ == "__main__":

@@ -2,15 +2,20 @@
 
 import os
 
-from tfprune.cli.common import CliError, fmt_count, load_model
+from tfprune.cli.common import CliError, check_outputs, fmt_count, load_model, read_text
 
 
 def inspect_model(args):
     import tfprune
+    from tfprune.core.finite import check_finite
 
     model = load_model(args.model)
     graph = tfprune.analyze(model)
     total = tfprune.cost(graph)
+    try:
+        check_finite(model)
+    except tfprune.NonFiniteWeightsError as e:  # inspecting is still useful
+        print(f"warning: {e}")
     print(f"model '{model.name}': {fmt_count(total.params)} params, "
           f"{fmt_count(total.macs)} MACs, {len(graph.groups)} channel groups "
           f"({len(graph.prunable_groups)} prunable), "
@@ -29,12 +34,11 @@ def inspect_model(args):
 
 def prune(args):
     import tfprune
+    from tfprune.core.fileio import save_model, write_atomic
+    from tfprune.core.finite import check_finite
 
     if args.output is None:
         raise CliError("give the output file with -o slim.keras")
-    if os.path.abspath(args.output) == os.path.abspath(args.model):
-        raise CliError("the output would overwrite the input model; choose "
-                        "another -o path")
     target_latency = getattr(args, "target_latency", None)
     if (args.target_macs is None and args.target_params is None
             and target_latency is None and not args.from_plan):
@@ -49,34 +53,36 @@ def prune(args):
     if args.round_to == "auto" and not table_path:
         raise CliError("--round-to auto reads the widths from --latency-table "
                        "table.json")
-    if target_latency is not None and args.method in ("hfp", "ga"):
+    if target_latency is not None and args.method in ("hfp", "ga", "smof"):
         raise CliError(f"--target-latency works with --method l1, l2 or bn, not "
                        f"{args.method}")
+    check_outputs(inputs=[args.model, args.from_plan, table_path],
+                  outputs=[(args.output, ".keras", "-o"), (args.plan, ".json", "--plan")])
+    plan_text = read_text(args.from_plan, "plan file") if args.from_plan else None
     model = load_model(args.model)
+    check_finite(model)
     graph = tfprune.analyze(model)
     table = None
     if table_path:
         from tfprune.latency import LatencyTable
 
         table = LatencyTable.load(table_path, graph)
-    if args.from_plan:
-        with open(args.from_plan) as f:
-            plan = tfprune.PruningPlan.from_json(f.read(), graph)
-    elif args.method in ("hfp", "ga"):
+    if plan_text is not None:
+        plan = tfprune.PruningPlan.from_json(plan_text, graph)
+    elif args.method in ("hfp", "ga", "smof"):
         plan, model = _trained_plan(args, model, graph)
     else:
-        plan = tfprune.prune(graph, method=args.method, target_macs=args.target_macs,
+        plan = tfprune.prune(graph, criterion=args.method, target_macs=args.target_macs,
                              target_params=args.target_params, scope=args.scope,
                              round_to=args.round_to, target_latency=target_latency,
                              latency_table=table)
     slim = tfprune.rebuild(model, plan)
+    check_finite(slim, "saving the pruned model")
     before, after = tfprune.cost(graph), tfprune.cost(slim)
-    tmp = args.output + ".partial.keras"
-    slim.save(tmp)
-    os.replace(tmp, args.output)  # never leave a half-written file behind
     if args.plan:
-        with open(args.plan, "w") as f:
-            f.write(plan.to_json(indent=1))
+        write_atomic(args.plan, plan.to_json(indent=1))
+    # The model goes last: once it exists, so does its plan.
+    save_model(slim, args.output)
     print(f"{'':<8} {'params':>14} {'MACs':>16}")
     print(f"{'before':<8} {fmt_count(before.params):>14} {fmt_count(before.macs):>16}")
     print(f"{'after':<8} {fmt_count(after.params):>14} {fmt_count(after.macs):>16}")
@@ -115,6 +121,17 @@ def _trained_plan(args, model, graph):
         gated.fit(train, epochs=args.epochs, verbose=2,
                   callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=1)])
         return tfprune.hfp.plan(gated, round_to=args.round_to), gated
+    if args.method == "smof":
+        train = datasets.load(args.data, split="train", batch_size=128, augment=True,
+                              limit=args.limit)
+        masked = tfprune.smof.attach(model, target_macs=args.target_macs,
+                                     target_params=args.target_params)
+        masked.compile(keras.optimizers.SGD(0.02, momentum=0.9, nesterov=True),
+                       keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                       metrics=["accuracy"])
+        masked.fit(train, epochs=args.epochs, verbose=2,
+                   callbacks=[tfprune.callbacks.SMOFSchedule(ramp_epochs=1)])
+        return tfprune.smof.plan(masked), masked
     x, y = datasets.load(args.data, split="train", as_numpy=True, limit=args.limit)
     idx = np.random.default_rng(0).choice(len(x), min(len(x), 512), replace=False)
     search = tfprune.search.GeneticChannelSearch(
@@ -127,6 +144,9 @@ def _trained_plan(args, model, graph):
 def train(args):
     from tfprune.cli.train import train_zoo_model
 
+    if not args.output:
+        raise CliError("give the output file with -o slim.keras")
+    check_outputs(outputs=[(args.output, ".keras", "-o")])
     return train_zoo_model(
         args.model, args.data, args.epochs, args.output,
         penalty_ratio=args.penalty_ratio, reconfigure_every=args.reconfigure_every,
@@ -160,15 +180,11 @@ def latency(args):
         raise CliError("give the output file with -o table.json")
     if not args.output.endswith(".json"):
         raise CliError(f"{args.output}: the table is JSON; use a .json file name")
-    if os.path.abspath(args.output) == os.path.abspath(args.model):
-        raise CliError("the output would overwrite the input model; choose "
-                       "another -o path")
+    check_outputs(inputs=[args.model], outputs=[(args.output, ".json", "-o")])
     model = load_model(args.model)
     table = LatencyTable.measure(model, threads=args.threads,
                                  quantization=args.quantization, runs=args.runs)
-    tmp = args.output + ".partial"
-    table.save(tmp)
-    os.replace(tmp, args.output)
+    table.save(args.output)  # atomic
     print(f"whole model: {table.base_ms:.3f} ms ({table.threads} thread(s), "
           f"{table.quantization}, LiteRT {table.litert}, {table.cpu})")
     print(f"{'group':>5}  {'widths':<24} {'ms':<36} producers")

@@ -1,11 +1,11 @@
 """`tfprune train`: a zoo model trained from scratch while PruneTrain prunes it."""
 
 import math
-import os
 
 import keras
 
 from tfprune.core.cost import cost
+from tfprune.core.fileio import save_model
 from tfprune.methods.prunetrain import fit
 
 
@@ -65,9 +65,7 @@ def train_zoo_model(model_name, data="fashion_mnist", epochs=30, output=None, *,
                  verbose=verbose)
     before, after = cost(model), cost(result.model)
     accuracy = result.model.evaluate(test, verbose=0, return_dict=True).get("accuracy")
-    tmp = str(output) + ".partial.keras"
-    result.model.save(tmp)
-    os.replace(tmp, output)  # never leave a half-written file behind
+    save_model(result.model, output)  # atomic: never a half-written file
     print(f"{'':<8} {'params':>14} {'MACs':>16}")
     print(f"{'before':<8} {before.params:>14,.0f} {before.macs:>16,.0f}")
     print(f"{'after':<8} {after.params:>14,.0f} {after.macs:>16,.0f}")

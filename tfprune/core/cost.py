@@ -1,7 +1,9 @@
 """Cost model: parameters and multiply-accumulates (MACs) per layer.
 
-One formula per layer kind, written over the *number of kept channels* of the
-tensors a layer reads and writes. Called with exact counts it gives the cost
+The formulas come from each layer's `LayerSpec` in the layer registry
+(params from its weights' channel axes, MACs per position from the spec),
+written over the *number of kept channels* of the tensors a layer reads and
+writes. Called with exact counts it gives the cost
 of a plan (reports, budget checks, search fitness); called with soft counts
 (sums of gate values as `keras.ops` tensors) the same formulas are
 differentiable, which is how a budget loss can steer training.
@@ -19,9 +21,7 @@ import math
 import numpy as np
 
 from tfprune.core.graph import ChannelGraph, analyze
-
-_TRANSPOSE = ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
-_SEPARABLE = ("SeparableConv1D", "SeparableConv2D")
+from tfprune.core.kernels import kernel_config
 
 
 @dataclasses.dataclass
@@ -55,61 +55,79 @@ def _spatial(shape):
     return math.prod(dims) if dims else 1
 
 
-def _kernel_size(cfg):
-    return math.prod(cfg.get("kernel_size") or (1,))
+def _weights_params(graph, node, cin, cout, config):
+    """Every weight's size, its channel axes scaled to the kept counts.
+
+    A weight axis counts as channel-indexed only when its size matches the
+    tensor's channels (times the spec's repeat); otherwise (a grouped
+    conv's kernel, a PReLU alpha shared over channels) it is kept whole.
+    A kernel whose spatial axes have the layer's kernel size takes the size
+    in `config` (a plan may shrink it).
+    """
+    old_k = node.config.get(node.spec.kernel_size_key) if node.spec.kernel_size_key else None
+    new_k = config.get(node.spec.kernel_size_key) if old_k else None
+    full_in = len(graph.channels[node.inputs[0]])
+    full_out = len(graph.channels[node.outputs[0]])
+    params = 0
+    for w in node.layer.weights:
+        axes = node.spec.weights[w.name]
+        shape = tuple(w.shape)
+        size, taps = math.prod(shape), 1
+        axes_k = node.spec.kernel_axes
+        if (old_k and new_k is not None and len(shape) > len(axes_k)
+                and tuple(shape[a] for a in axes_k) == tuple(old_k)):
+            # Sizes stay ints; the kept taps may be a soft (tensor) count.
+            size, taps = size // math.prod(old_k), math.prod(new_k)
+        scale_in = (axes.input_axis is not None and full_in
+                    and shape[axes.input_axis] == full_in * axes.repeat_for(node.config))
+        scale_out = (axes.output_axis is not None and full_out
+                     and shape[axes.output_axis] == full_out)
+        denom = (full_in if scale_in else 1) * (full_out if scale_out else 1)
+        coef = size // denom if size % denom == 0 else size / denom
+        term = coef * taps
+        if scale_in:
+            term = term * cin
+        if scale_out:
+            term = term * cout
+        params = params + term
+    return params
 
 
-def node_cost(graph, node, count):
+def node_cost(graph, node, count, kernels=None):
     """Params and MACs of one layer call.
+
+    Layers registered with a `LayerSpec` are costed from it: params from
+    their weights (channel axes scaled to the kept counts) or the spec's
+    `params`, MACs as positions x the spec's `macs` per position. Other
+    layers count their weights whole and no MACs.
 
     Args:
         graph: the `ChannelGraph`.
         node: a `Node` of the graph.
         count: function tensor key -> number of kept channels on that
             tensor's channel axis (an int, or a tensor for a soft count).
+        kernels: optional dict layer name -> kernel size replacing the
+            layer's own (a plan's `kernels`; soft sizes are fine too).
 
     Returns:
         (params, macs). Params are 0 for calls after a layer's first one.
     """
+    layer, spec = node.layer, node.spec
     cfg = node.config
-    layer = node.layer
-    kind = node.kind
-    if kind == "mixer":
-        cls = node.class_name
+    if kernels and node.name in kernels:
+        cfg = kernel_config(cfg, kernels[node.name])
+    if node.kind in ("mixer", "depthwise", "channelwise"):
         cin, cout = count(node.inputs[0]), count(node.outputs[0])
-        bias = cout if cfg.get("use_bias", True) else 0
-        in_shape, out_shape = graph.shapes.get(node.inputs[0]), graph.shapes.get(node.outputs[0])
-        if cls == "Dense":
-            params, macs = cin * cout + bias, _spatial(out_shape) * cin * cout
-        elif cls in _SEPARABLE:
-            k, m = _kernel_size(cfg), int(cfg.get("depth_multiplier", 1))
-            per_pixel = k * cin * m + cin * m * cout
-            params, macs = per_pixel + bias, _spatial(out_shape) * per_pixel
-        elif cls in _TRANSPOSE:
-            k = _kernel_size(cfg)
-            params, macs = k * cin * cout + bias, _spatial(in_shape) * k * cin * cout
+        if spec.params is not None:
+            params = spec.params(cfg, cin, cout)
         else:
-            k, groups = _kernel_size(cfg), int(cfg.get("groups", 1) or 1)
-            # Grouped convs keep their channels, so the counts are ints here.
-            weights = k * cin * cout // groups if groups > 1 else k * cin * cout
-            params, macs = weights + bias, _spatial(out_shape) * weights
-    elif kind == "depthwise":
-        cout = count(node.outputs[0])
-        k = _kernel_size(cfg)
-        bias = cout if cfg.get("use_bias", True) else 0
-        params, macs = k * cout + bias, _spatial(graph.shapes.get(node.outputs[0])) * k * cout
-    elif kind == "channelwise":
-        key = node.inputs[0]
-        full = len(graph.channels[key])
-        cin = count(key)
-        params = 0
-        for w in layer.weights:
-            size = math.prod(w.shape)
-            if len(w.shape) and w.shape[-1] == full:
-                params = params + size // full * cin
-            else:
-                params = params + size
-        macs = 0
+            params = _weights_params(graph, node, cin, cout, cfg)
+        if node.kind == "channelwise":
+            macs = 0
+        else:
+            where = node.inputs[0] if spec.positions == "input" else node.outputs[0]
+            macs = _spatial(graph.shapes.get(where)) * spec.macs_per_position(
+                cfg, cin, cout)
     else:
         params = layer.count_params() if getattr(layer, "weights", None) else 0
         macs = 0
@@ -138,6 +156,7 @@ def cost(model, plan=None):
     """
     graph = model if isinstance(model, ChannelGraph) else (
         plan.graph if plan is not None and plan.graph.model is model else analyze(model))
+    kernels = plan.kernels if plan is not None else None
     if plan is None:
         def count(key):
             return len(graph.channels[key])
@@ -150,8 +169,8 @@ def cost(model, plan=None):
     per_layer = {}
     total_params = total_macs = 0
     for node in graph.nodes:
-        params, macs = node_cost(graph, node, count)
-        params, macs = int(params), int(macs)
+        params, macs = node_cost(graph, node, count, kernels)
+        params, macs = int(round(params)), int(round(macs))
         prev = per_layer.get(node.name)
         if prev:
             prev.params += params

@@ -14,7 +14,7 @@ from tfprune.core.configs import (
     rewire_calls,
 )
 from tfprune.core.graph import analyze
-from tfprune.core.layouts import LAYOUTS
+from tfprune.core.registry import LayerSpec, register_layer, spec_for
 
 GATE = "ChannelGate"
 
@@ -59,6 +59,9 @@ class ChannelGate(keras.layers.Layer):
         return {**super().get_config(), "initial_value": self.initial_value}
 
 
+register_layer(ChannelGate, LayerSpec(kind="elementwise", weights={"gate": {"in": -1}}))
+
+
 def fold_gates(model):
     """The model without its gates, their factors folded into the weights.
 
@@ -89,20 +92,21 @@ def fold_gates(model):
     for node in gate_nodes:
         factors = keras.ops.convert_to_numpy(node.layer.gate)
         producer = producer_of[node.inputs[0]]
-        _scale_outputs(plain.get_layer(producer.path[-1]), producer.class_name, factors)
+        _scale_outputs(plain.get_layer(producer.path[-1]), factors)
     return plain
 
 
-def _scale_outputs(layer, class_name, factors):
+def _scale_outputs(layer, factors):
     """Multiplies a layer's output channels by `factors`, in its weights."""
     values = {}
+    spec = spec_for(layer)
     for w in layer.weights:
         value = keras.ops.convert_to_numpy(w)
-        if class_name == "BatchNormalization":
+        if isinstance(layer, keras.layers.BatchNormalization):
             if w.name in ("gamma", "beta"):
                 value = value * factors
         else:
-            axis = LAYOUTS[class_name][w.name].output_axis
+            axis = spec.weights[w.name].output_axis
             if axis is not None:
                 shape = [1] * value.ndim
                 shape[axis] = -1

@@ -15,9 +15,13 @@ passes the same atoms on; `Add` and friends unify their inputs' atoms position
 by position. Channels are the equivalence classes of atoms, and a group is the
 set of channels tied together through the layers that created them.
 
-A layer whose effect on channels tfprune does not know becomes a *barrier*:
-its inputs and outputs are kept whole and the rest of the model is still
-pruned. The graph lists barriers with the reason, it never guesses.
+How a layer treats channels comes from its `LayerSpec` in the layer registry
+(`tfprune.core.registry`; built-in layers in `builtin_layers.py`). Merges,
+Concatenate, Flatten, Reshape, Permute, nested models and `keras.ops` calls
+are structural and handled here. A layer whose effect on channels tfprune
+does not know becomes a *barrier*: its inputs and outputs are kept whole and
+the rest of the model is still pruned. The graph lists barriers with the
+reason (and how to register the layer), it never guesses.
 """
 
 import dataclasses
@@ -26,40 +30,11 @@ import math
 import keras
 import numpy as np
 
+from tfprune.core import builtin_layers  # noqa: F401 - registers the Keras layers
 from tfprune.core.configs import histories
-from tfprune.core.layouts import LAYOUTS, unknown_weights
-from tfprune.errors import TfpruneError, UnsupportedModelError
+from tfprune.core.registry import normalized_axes, spec_for
+from tfprune.errors import TfpruneError, UnsupportedLayerError, UnsupportedModelError
 
-# Layers that map channel i to channel i and hold no per-channel weights.
-IDENTITY_LAYERS = frozenset(
-    {
-        "ReLU", "LeakyReLU", "ELU", "Activation", "Softmax",
-        "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
-        "GaussianNoise", "GaussianDropout", "AlphaDropout",
-        "ActivityRegularization", "Identity",
-        "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
-        "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
-        "GlobalAveragePooling1D", "GlobalAveragePooling2D",
-        "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
-        "GlobalMaxPooling3D",
-        "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
-        "Cropping1D", "Cropping2D", "Cropping3D",
-        "UpSampling1D", "UpSampling2D", "UpSampling3D",
-        "Rescaling", "Resizing", "LayerNormalization",
-    }
-)
-# Layers that map channel i to channel i and hold one weight per channel.
-CHANNELWISE_LAYERS = frozenset(
-    {"BatchNormalization", "PReLU", "Normalization", "ChannelGate"})
-# Layers that mix their input channels into fresh output channels.
-MIXER_LAYERS = frozenset(
-    {
-        "Conv1D", "Conv2D", "Conv3D",
-        "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
-        "Dense", "SeparableConv1D", "SeparableConv2D",
-    }
-)
-DEPTHWISE_LAYERS = frozenset({"DepthwiseConv1D", "DepthwiseConv2D"})
 MERGE_LAYERS = frozenset(
     {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
 )
@@ -71,7 +46,6 @@ OP_UNARY = frozenset(
     {"Relu", "Relu6", "Sigmoid", "HardSigmoid", "HardSwish", "Silu", "Swish",
      "Tanh", "Gelu", "Elu", "Selu", "LeakyRelu", "Softplus", "Abs", "Negative",
      "Exp", "Sqrt", "Square", "Clip"})
-_SOFTMAX_ACTIVATIONS = frozenset({"softmax", "log_softmax"})
 
 
 @dataclasses.dataclass
@@ -93,6 +67,7 @@ class Node:
             sliced by the masks of its first call; later calls agree).
         constants: the call's arguments that are not tensors (scalars of a
             keras.ops call, for instance).
+        spec: the layer's `LayerSpec` from the registry, or None.
     """
 
     path: tuple
@@ -104,6 +79,7 @@ class Node:
     kind: str = "identity"
     first_call: bool = True
     constants: list = dataclasses.field(default_factory=list)
+    spec: object = None
 
     @property
     def name(self):
@@ -245,7 +221,19 @@ class ChannelGraph:
         raise KeyError(f"no layer named '{layer_name}' in the model ({hint}).")
 
     def group_id_of_channel(self, channel):
+        """Id of the group holding graph-wide channel number `channel`."""
         return int(self._group_of_channel[channel])
+
+    def group_ids(self, channels):
+        """Group id of each graph-wide channel number in `channels` (an array).
+
+        Example:
+
+        ```python
+        ids = np.unique(graph.group_ids(graph.channels[node.inputs[0]]))
+        ```
+        """
+        return self._group_of_channel[np.asarray(channels, dtype=np.int64)]
 
     def consumers(self):
         """Dict tensor key -> the layer calls that read that tensor."""
@@ -255,19 +243,20 @@ class ChannelGraph:
                 out.setdefault(key, []).append(node)
         return out
 
-    def plan(self, keep=None):
+    def plan(self, keep=None, kernels=None):
         """A `PruningPlan` keeping `keep[group_id]` in each listed group.
 
         Args:
             keep: dict group id -> iterable of channel indices to keep.
                 Groups not listed are kept whole.
+            kernels: dict conv layer name -> smaller kernel size (SMOF).
 
         Returns:
             A validated `PruningPlan`.
         """
         from tfprune.core.plan import PruningPlan
 
-        return PruningPlan(self, keep or {})
+        return PruningPlan(self, keep or {}, kernels=kernels)
 
     def summary(self):
         """A printable table of the groups and barriers."""
@@ -383,11 +372,6 @@ def _flat_constants(obj):
     if isinstance(obj, (list, tuple)):
         return [c for v in obj for c in _flat_constants(v)]
     return [obj]
-
-
-def _norm_axis(axis, rank):
-    axes = axis if isinstance(axis, (list, tuple)) else [axis]
-    return {a % rank for a in axes}
 
 
 def _sequential_as_functional(config, model):
@@ -595,10 +579,13 @@ class _GraphBuilder:
         in_shapes = [self.g.shapes.get(k) for k in node.inputs]
         if module.startswith("keras.src.ops") and cls in OP_MERGES | OP_UNARY:
             return self.op(node, ins)
-        if not module.startswith(("keras", "tfprune")) and cls not in MODEL_CLASSES:
+        if (not module.startswith(("keras", "tfprune")) and cls not in MODEL_CLASSES
+                and spec_for(layer) is None):
             return self.barrier(
                 node, ins, "custom layer: tfprune cannot see how it treats "
-                "channels (its channels are kept whole)")
+                "channels (its channels are kept whole); describe it with "
+                f"tfprune.register_layer({cls}, tfprune.LayerSpec(...)) to prune "
+                "through it")
         if cfg.get("data_format") == "channels_first":
             return self.barrier(node, ins, "channels_first data format is not "
                                 "supported; use channels_last")
@@ -606,39 +593,15 @@ class _GraphBuilder:
             return self.nested(node, ins)
         x = ins[0] if ins else None
         rank = len(in_shapes[0]) if in_shapes and in_shapes[0] else 0
-        if cls in LAYOUTS and unknown_weights(layer, cls):
-            return self.barrier(
-                node, ins, "holds weights tfprune does not know how to slice: "
-                f"{', '.join(unknown_weights(layer, cls))}")
-        if cls in MIXER_LAYERS:
-            return self.mixer(node, ins, in_shapes)
-        if cls in DEPTHWISE_LAYERS:
-            node.kind = "depthwise"
-            m = int(cfg.get("depth_multiplier", 1))
-            return [np.repeat(ins[0], m)]
-        if cls in CHANNELWISE_LAYERS:
-            axis = cfg.get("axis", -1)
-            if cls != "PReLU" and _norm_axis(axis, rank) != {rank - 1}:
-                return self.barrier(node, ins, f"axis={axis} is not the "
-                                    "channel axis")
-            if cls == "Normalization" and cfg.get("mean") is not None:
-                return self.barrier(node, ins, "mean/variance are fixed in the "
-                                    "config; they are kept whole")
-            node.kind = "channelwise"
-            self.tie_shared(node, ins)
-            return [x]
-        if cls in IDENTITY_LAYERS:
-            reason = self.identity_barrier_reason(cls, cfg, rank)
-            if reason:
-                return self.barrier(node, ins, reason)
-            node.kind = "identity"
-            return [x]
+        spec = spec_for(layer)
+        if spec is not None:
+            return self.registered(node, ins, in_shapes, spec, rank)
         if cls in MERGE_LAYERS:
             node.kind = "merge"
             return [self.merge(node, ins)]
         if cls == "Concatenate":
             rank = len(in_shapes[0])
-            if _norm_axis(cfg.get("axis", -1), rank) == {rank - 1}:
+            if normalized_axes(cfg.get("axis", -1), rank) == {rank - 1}:
                 node.kind = "concat"
                 return [np.concatenate(ins)]
             node.kind = "merge"  # concatenating along space: channels align
@@ -665,22 +628,46 @@ class _GraphBuilder:
                 return [x]
             return self.barrier(node, ins, "Permute moves the channel axis")
         return self.barrier(node, ins, f"tfprune does not know how {cls} "
-                            "treats channels (kept whole)")
+                            "treats channels (kept whole); describe it with "
+                            f"tfprune.register_layer({cls}, tfprune.LayerSpec(...))")
 
-    def identity_barrier_reason(self, cls, cfg, rank):
-        if cls == "Softmax" and (rank - 1) in _norm_axis(cfg.get("axis", -1), rank):
-            return "softmax normalises across channels"
-        if cls == "Activation" and _activation_name(cfg) in _SOFTMAX_ACTIVATIONS:
-            return "softmax normalises across channels"
-        if cls == "LayerNormalization" and (rank - 1) in _norm_axis(
-                cfg.get("axis", -1), rank):
-            return ("LayerNormalization normalises across channels; removing "
-                    "a channel would change every other channel's output")
-        if cls == "Rescaling" and (
-                isinstance(cfg.get("scale"), (list, dict))
-                or isinstance(cfg.get("offset"), (list, dict))):
-            return "per-channel scale/offset in the config is kept whole"
-        return ""
+    def registered(self, node, ins, in_shapes, spec, rank):
+        """A layer described by a `LayerSpec` of the registry."""
+        node.spec = spec
+        layer, cfg = node.layer, node.config
+        try:
+            spec.validate(layer)
+        except ValueError as e:
+            raise UnsupportedLayerError(
+                node.name, node.class_name,
+                f"its registered LayerSpec does not fit the layer ({e}); fix "
+                "the spec passed to tfprune.register_layer.") from None
+        if spec.kind == "mixer" and cfg.get(spec.width_key) is None:
+            raise UnsupportedLayerError(
+                node.name, node.class_name,
+                f"its LayerSpec names width_key='{spec.width_key}', but the "
+                "layer's get_config() has no such entry; return the output "
+                "width under that key.")
+        unknown = spec.unknown_weights(layer)
+        if unknown:
+            return self.barrier(
+                node, ins, "holds weights tfprune does not know how to slice: "
+                f"{', '.join(unknown)}")
+        reason = spec.check(cfg, rank) if spec.check else ""
+        if reason:
+            return self.barrier(node, ins, reason)
+        if spec.kind == "mixer":
+            return self.mixer(node, ins, spec)
+        if spec.kind == "depthwise":
+            node.kind = "depthwise"
+            return [np.repeat(ins[0], spec.repeat_for(cfg))]
+        if any(a.input_axis is not None or a.output_axis is not None
+               for a in spec.weights.values()):
+            node.kind = "channelwise"
+            self.tie_shared(node, ins)
+        else:
+            node.kind = "identity"
+        return [ins[0]]
 
     def op(self, node, ins):
         """A keras.ops call in the graph (e.g. `x + 3.0` in MobileNetV3)."""
@@ -702,11 +689,11 @@ class _GraphBuilder:
         else:
             self.first_inputs[key] = ins
 
-    def mixer(self, node, ins, in_shapes):
+    def mixer(self, node, ins, spec):
         cfg = node.config
         node.kind = "mixer"
-        groups = int(cfg.get("groups", 1) or 1)
-        n_out = int(cfg.get("filters") or cfg.get("units"))
+        groups = int(cfg.get(spec.groups_key, 1) or 1) if spec.groups_key else 1
+        n_out = int(cfg[spec.width_key])
         self.tie_shared(node, ins)
         if groups > 1:
             reason = (f"grouped convolution '{node.name}' (groups={groups}) "
@@ -834,13 +821,6 @@ class _GraphBuilder:
                 producers=producers[gid], consumers=consumers[gid],
                 layers=layers[gid], offset=group_offset[gr][1],
                 segments=[np.array(p) for p in sorted(segments[gid])]))
-
-
-def _activation_name(cfg):
-    act = cfg.get("activation")
-    if isinstance(act, dict):
-        act = act.get("config", {}).get("name") or act.get("class_name")
-    return str(act).lower() if act else ""
 
 
 def _keeps_channel_axis(src, target):

@@ -67,12 +67,41 @@ def _optimizer_variables(optimizer, model):
     return out
 
 
+def learning_rate_schedule(optimizer):
+    """The optimizer's `LearningRateSchedule`, or None for a fixed rate.
+
+    Read from the optimizer's public config, so a custom schedule must be
+    serialisable (`@keras.saving.register_keras_serializable`).
+
+    Example:
+
+    ```python
+    schedule = learning_rate_schedule(model.optimizer)
+    ```
+    """
+    rate = optimizer.get_config().get("learning_rate")
+    if not isinstance(rate, dict):
+        return None
+    try:
+        return keras.optimizers.schedules.deserialize(rate)
+    except (TypeError, ValueError) as e:
+        raise TfpruneError(
+            f"could not re-create the learning-rate schedule "
+            f"'{rate.get('class_name')}' of the optimizer from its config ({e}); "
+            "register it with @keras.saving.register_keras_serializable().") from e
+
+
 def new_optimizer(optimizer, learning_rate=None):
-    """An unbuilt optimizer with `optimizer`'s config (and schedule object)."""
+    """An unbuilt optimizer with `optimizer`'s config (and schedule).
+
+    Args:
+        optimizer: a Keras optimizer (not modified).
+        learning_rate: optional new learning rate or schedule.
+    """
     config = optimizer.get_config()
-    schedule = getattr(optimizer, "_learning_rate", None)
-    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
-        config["learning_rate"] = schedule  # the object: no registration needed
+    schedule = learning_rate_schedule(optimizer)
+    if schedule is not None:
+        config["learning_rate"] = schedule
     if learning_rate is not None:
         config["learning_rate"] = learning_rate
     return type(optimizer).from_config(config)

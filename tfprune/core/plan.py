@@ -5,13 +5,73 @@ A plan is plain data (group id -> kept indices) checked against the
 `tfprune.rebuild` consumes it.
 """
 
+import base64
+import io
 import json
 
 import numpy as np
 
+from tfprune.core.kernels import check_kernels
 from tfprune.errors import InvalidPlanError
 
 PLAN_FORMAT = "tfprune.PruningPlan/1"
+
+
+def _is_int(value):
+    """True for ints (numpy ints too), never for bools, floats or strings."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _indices(values, where):
+    """The kept indices as Python ints; refuses anything but whole numbers.
+
+    A float such as 1.7 is refused rather than truncated, and so are
+    strings ("1"), bools and None, so a damaged plan never keeps channels
+    nobody chose.
+    """
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "iu":
+            raise InvalidPlanError(
+                f"{where}: kept indices must be an integer array, got dtype "
+                f"{values.dtype}.")
+        return [int(i) for i in values.ravel()]
+    if values is None or isinstance(values, (str, bytes, dict)) or not hasattr(
+            values, "__iter__"):
+        raise InvalidPlanError(
+            f"{where}: kept indices must be a list of channel numbers, got "
+            f"{values!r}.")
+    result = []
+    for value in values:
+        if not _is_int(value):
+            raise InvalidPlanError(
+                f"{where}: kept index {value!r} is not a whole number; list "
+                "channel numbers such as [0, 2, 5].")
+        result.append(int(value))
+    return result
+
+
+def _check_entry(entry, number):
+    """The types of one group entry of a plan's JSON form."""
+    if not isinstance(entry, dict):
+        raise InvalidPlanError(
+            f"plan group entry {number} is {type(entry).__name__}, not an "
+            "object with id, size, producers and keep.")
+    missing = [k for k in ("id", "size", "producers", "keep") if k not in entry]
+    if missing:
+        raise InvalidPlanError(
+            f"plan group entry {number} lacks {', '.join(map(repr, missing))}; "
+            "every entry has id, size, producers and keep.")
+    for key in ("id", "size"):
+        if not _is_int(entry[key]) or entry[key] < 0:
+            raise InvalidPlanError(
+                f"plan group entry {number}: {key} {entry[key]!r} is not a "
+                "non-negative whole number.")
+    producers = entry["producers"]
+    if not isinstance(producers, list) or not all(isinstance(p, str) for p in producers):
+        raise InvalidPlanError(
+            f"plan group entry {number}: producers must be a list of layer "
+            f"names, got {producers!r}.")
+    _indices(entry["keep"], f"plan group {entry['id']}")
 
 
 class PruningPlan:
@@ -23,10 +83,14 @@ class PruningPlan:
             not listed are kept whole.
         round_to: if given, every pruned group must keep a multiple of this
             many channels (or all of them); checked here.
+        kernels: optional dict conv layer name -> smaller kernel size (an
+            odd int or tuple, at most the original; the centre is kept).
 
     Attributes:
         keep: dict group id -> sorted int array of kept indices, for every
             group of the graph.
+        kernels: dict layer name -> kernel size tuple, for the convs whose
+            kernel the plan shrinks.
 
     Example:
 
@@ -38,14 +102,24 @@ class PruningPlan:
     ```
     """
 
-    def __init__(self, graph, keep, round_to=None):
+    def __init__(self, graph, keep, round_to=None, kernels=None):
         self.graph = graph
+        self.kernels = check_kernels(graph, kernels)
         self.keep = {}
         # Layer name -> {weight name: value} replacing the kept-input slice of
         # that weight on rebuild (consumer weights re-fitted by a method, e.g.
-        # the genetic search); outputs are still sliced by the plan. Not
-        # part of the JSON form.
+        # the genetic search); outputs are still sliced by the plan. Stored
+        # in the JSON form as base64 .npy data.
         self.refits = {}
+        if not isinstance(keep, dict):
+            raise InvalidPlanError(
+                f"keep must be a dict group id -> kept channel indices, got "
+                f"{type(keep).__name__}.")
+        for gid in keep:
+            if not _is_int(gid):
+                raise InvalidPlanError(
+                    f"plan group id {gid!r} is not a whole number; group ids "
+                    f"are ints 0..{len(graph.groups) - 1}.")
         unknown = set(keep) - {g.id for g in graph.groups}
         if unknown:
             raise InvalidPlanError(
@@ -56,8 +130,8 @@ class PruningPlan:
             if group.id not in keep:
                 self.keep[group.id] = np.arange(group.size)
                 continue
-            idx = np.asarray(sorted(int(i) for i in keep[group.id]), dtype=np.int64)
             where = f"group {group.id} (layers {', '.join(group.producers[:3])})"
+            idx = np.asarray(sorted(_indices(keep[group.id], where)), dtype=np.int64)
             if len(idx) == 0:
                 raise InvalidPlanError(
                     f"{where} keeps no channel; keep at least one.")
@@ -106,7 +180,8 @@ class PruningPlan:
 
     @property
     def is_identity(self):
-        return all(len(self.keep[g.id]) == g.size for g in self.graph.groups)
+        return not self.kernels and all(
+            len(self.keep[g.id]) == g.size for g in self.graph.groups)
 
     def to_dict(self):
         groups = []
@@ -119,8 +194,14 @@ class PruningPlan:
                 "producers": g.producers,
                 "keep": self.keep[g.id].tolist(),
             })
-        return {"format": PLAN_FORMAT, "model": self.graph.model.name,
-                "groups": groups}
+        data = {"format": PLAN_FORMAT, "model": self.graph.model.name,
+                "groups": groups,
+                "kernels": {k: list(v) for k, v in self.kernels.items()}}
+        if self.refits:
+            data["refits"] = {layer: {name: _encode_array(value)
+                                      for name, value in weights.items()}
+                              for layer, weights in self.refits.items()}
+        return data
 
     def to_json(self, indent=None):
         """The plan as JSON text (round-trips through `from_json`)."""
@@ -132,7 +213,12 @@ class PruningPlan:
             raise InvalidPlanError(
                 f"not a tfprune plan (expected format '{PLAN_FORMAT}').")
         keep = {}
-        for entry in data["groups"]:
+        if not isinstance(data.get("groups"), list):
+            raise InvalidPlanError(
+                "plan has no 'groups' list; it is damaged or was not written "
+                "by PruningPlan.to_json.")
+        for number, entry in enumerate(data["groups"]):
+            _check_entry(entry, number)
             gid = entry["id"]
             if gid >= len(graph.groups):
                 raise InvalidPlanError(
@@ -148,7 +234,9 @@ class PruningPlan:
                     f"({group.producers[:3]}, size {group.size}): the plan was "
                     "made for another model.")
             keep[gid] = entry["keep"]
-        return cls(graph, keep)
+        plan = cls(graph, keep, kernels=data.get("kernels"))
+        plan.refits = _decode_refits(data.get("refits"), graph)
+        return plan
 
     @classmethod
     def from_json(cls, text, graph):
@@ -163,4 +251,39 @@ class PruningPlan:
         pruned = [g for g in self.graph.groups if len(self.keep[g.id]) < g.size]
         return (f"<PruningPlan: {len(pruned)} of {len(self.graph.groups)} "
                 f"groups pruned, {int(self.kept_channels.sum())}/"
-                f"{self.graph.num_channels} channels kept>")
+                f"{self.graph.num_channels} channels kept"
+                + (f", {len(self.kernels)} kernels shrunk" if self.kernels else "") + ">")
+
+
+def _encode_array(value):
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(value), allow_pickle=False)
+    return {"npy_base64": base64.b64encode(buffer.getvalue()).decode("ascii")}
+
+
+def _decode_refits(data, graph):
+    """Layer name -> {weight name: array} from the JSON form's "refits"."""
+    if not data:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidPlanError("plan 'refits' must map layer names to weights.")
+    names = {node.name for node in graph.nodes}
+    refits = {}
+    for layer, weights in data.items():
+        if layer not in names:
+            raise InvalidPlanError(
+                f"plan re-fits weights of layer '{layer}', which model "
+                f"'{graph.model.name}' does not have: the plan was made for "
+                "another model.")
+        if not isinstance(weights, dict):
+            raise InvalidPlanError(f"plan 'refits' of layer '{layer}' must be a dict.")
+        refits[layer] = {}
+        for name, entry in weights.items():
+            try:
+                raw = base64.b64decode(entry["npy_base64"], validate=True)
+                refits[layer][name] = np.load(io.BytesIO(raw), allow_pickle=False)
+            except (KeyError, TypeError, ValueError) as e:
+                raise InvalidPlanError(
+                    f"plan 'refits' of weight '{layer}/{name}' is not a base64 "
+                    f".npy array ({e}).") from None
+    return refits

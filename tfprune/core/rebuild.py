@@ -16,9 +16,10 @@ import copy
 import keras
 import numpy as np
 
+from tfprune.core import kernels as kernel_plans
 from tfprune.core.graph import MODEL_CLASSES, analyze, get_operation
-from tfprune.core.layouts import LAYOUTS, slice_weight, zero_inputs
 from tfprune.core.plan import PruningPlan
+from tfprune.core.registry import slice_weight, zero_inputs
 from tfprune.errors import InvalidPlanError, TfpruneError
 
 
@@ -46,9 +47,7 @@ def _check_plan(model, plan):
             "graph.plan(keep=...) or tfprune.prune(...).")
     if plan.graph.model is not model:
         # A plan made on another instance of the same architecture: re-check.
-        refits = plan.refits
-        plan = PruningPlan.from_dict(plan.to_dict(), analyze(model))
-        plan.refits = refits
+        plan = PruningPlan.from_dict(plan.to_dict(), analyze(model))  # refits too
     return plan
 
 
@@ -73,20 +72,22 @@ def _edit_config(serialized, graph, masks):
             continue
         if node.kind == "mixer":
             width = int(masks[node.outputs[0]].sum())
-            cfg["units" if node.class_name == "Dense" else "filters"] = width
+            cfg[node.spec.width_key] = width
         elif node.kind == "reshape" and cfg["target_shape"][-1] != -1:
             cfg["target_shape"] = list(cfg["target_shape"][:-1]) + [
                 int(masks[node.outputs[0]].sum())]
     return serialized
 
 
-def _copy_weights(target, graph, masks, transform, refits=None):
+def _copy_weights(target, graph, masks, transform, refits=None, kernel_op=None):
     """Copies each layer's weights into `target`, through `transform`.
 
     `transform(value, axes, in_mask, out_mask, repeat)` maps one weight of a
-    layer with a known layout; other layers are copied as they are. A
+    layer registered with a `LayerSpec`; other layers are copied as they are. A
     weight in `refits[layer name]` replaces the original and is already
     restricted to the kept inputs: only its outputs are sliced.
+    `kernel_op(node, values)`, if given, then maps the kernel weights of
+    layers whose kernel size the plan changes.
     """
     refits = refits or {}
     done = set()
@@ -97,28 +98,45 @@ def _copy_weights(target, graph, masks, transform, refits=None):
         if not getattr(node.layer, "weights", None):
             continue
         layer, new_layer = node.layer, _get_layer(target, node.path)
-        layout = LAYOUTS.get(node.class_name)
-        if layout is None or node.kind == "barrier" or isinstance(layer, keras.Model):
-            new_layer.set_weights(layer.get_weights())
+        if node.spec is None or node.kind == "barrier" or isinstance(layer, keras.Model):
+            if kernel_op is not None and not isinstance(layer, keras.Model):
+                values = {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
+                values = kernel_op(node, values)
+                for w in new_layer.weights:
+                    w.assign(values[w.name])
+            else:
+                new_layer.set_weights(layer.get_weights())
             continue
+        layout = node.spec.weights
         in_mask = masks[node.inputs[0]]
         out_mask = masks[node.outputs[0]]
-        repeat = int(node.config.get("depth_multiplier", 1) or 1)
         values = {}
         for w in layer.weights:
+            axes = layout[w.name]
+            repeat = axes.repeat_for(node.config)
             refit = refits.get(node.name, {}).get(w.name)
             if refit is None:
-                values[w.name] = transform(keras.ops.convert_to_numpy(w), layout[w.name],
+                values[w.name] = transform(keras.ops.convert_to_numpy(w), axes,
                                            in_mask, out_mask, repeat)
             else:
-                values[w.name] = transform(np.asarray(refit), layout[w.name],
+                values[w.name] = transform(np.asarray(refit), axes,
                                            None, out_mask, repeat)
+        if kernel_op is not None:
+            values = kernel_op(node, values)
         for w in new_layer.weights:
+            if (w.name in refits.get(node.name, {})
+                    and tuple(values[w.name].shape) != tuple(w.shape)):
+                raise InvalidPlanError(
+                    f"re-fitted weight '{node.name}/{w.name}' sliced to the kept "
+                    f"outputs has shape {tuple(values[w.name].shape)}, but the "
+                    f"pruned layer needs {tuple(w.shape)}; the plan's refits do "
+                    "not belong to its kept channels.")
             w.assign(values[w.name])
 
 
-def _clone(model, graph, masks, custom_objects):
+def _clone(model, graph, masks, custom_objects, kernels=None):
     serialized = _edit_config(keras.saving.serialize_keras_object(model), graph, masks)
+    kernel_plans.edit_config(serialized, graph, kernels)
     try:
         with keras.saving.custom_object_scope(custom_objects or {}):
             return keras.saving.deserialize_keras_object(serialized)
@@ -143,25 +161,30 @@ def rebuild(model, plan, custom_objects=None):
     Returns:
         A new, uncompiled `keras.Model` with the same layer names, dtype
         policies and trainable flags, and the kept channels' weights. The
-        `ChannelGate`s of a gated model are folded into the weights.
+        `ChannelGate`s and `KernelRingMask`s of a gated/masked model are
+        folded into the weights.
 
     Example:
 
     ```python
-    plan = tfprune.prune(model, method="l1", target_macs=0.5)
+    plan = tfprune.prune(model, criterion="l1", target_macs=0.5)
     slim = tfprune.rebuild(model, plan)
     slim.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     ```
     """
+    if any(type(layer).__name__ == "KernelRingMask" for layer in model.layers):
+        from tfprune.core.kernel_masks import unwrap_kernel_masks
+
+        model = unwrap_kernel_masks(model)  # ring factors go into the kernels
     if any(type(layer).__name__ == "ChannelGate" for layer in model.layers):
         from tfprune.core.gates import fold_gates
 
         model = fold_gates(model)  # gate factors go into the producers' weights
     plan = _check_plan(model, plan)
     masks = plan.masks()
-    slim = _clone(model, plan.graph, masks, custom_objects)
-
-    _copy_weights(slim, plan.graph, masks, slice_weight, plan.refits)
+    slim = _clone(model, plan.graph, masks, custom_objects, plan.kernels)
+    _copy_weights(slim, plan.graph, masks, slice_weight, plan.refits,
+                  kernel_plans.kernel_op(plan.kernels, kernel_plans.slice_kernel))
     return slim
 
 
@@ -170,8 +193,9 @@ def zero_out(model, plan, custom_objects=None):
 
     Every channel-mixing layer (Conv, Dense, ...) gets zero weights for the
     input channels the plan removes, so the copy computes exactly what
-    `rebuild(model, plan)` computes. Useful to evaluate a plan without
-    changing shapes, and as the reference in equivalence tests.
+    `rebuild(model, plan)` computes. Kernels the plan shrinks keep their
+    size with the removed outer taps set to zero. Useful to evaluate a plan
+    without changing shapes, and as the reference in equivalence tests.
 
     Args:
         model: a `keras.Model` (not modified).
@@ -185,22 +209,31 @@ def zero_out(model, plan, custom_objects=None):
     graph = plan.graph
     full = {k: np.ones(len(v), dtype=bool) for k, v in graph.channels.items()}
     copy_ = _clone(model, graph, full, custom_objects)
-    _copy_weights(copy_, graph, plan.masks(), zero_inputs)
+    _copy_weights(copy_, graph, plan.masks(), zero_inputs,
+                  kernel_op=kernel_plans.kernel_op(plan.kernels, kernel_plans.zero_ring))
     return copy_
 
 
-def weight_slicers(graph, masks):
+def weight_slicers(graph, masks, kernels=None):
     """Weight key -> the slicing `rebuild` applies to that weight."""
+    kernels = kernels or {}
     out = {}
     for node in graph.nodes:
-        layout = LAYOUTS.get(node.class_name)
-        if (layout is None or not node.first_call or node.kind == "barrier"
+        if (node.spec is None or not node.first_call or node.kind == "barrier"
                 or isinstance(node.layer, keras.Model)):
             continue
         in_mask, out_mask = masks[node.inputs[0]], masks[node.outputs[0]]
-        repeat = int(node.config.get("depth_multiplier", 1) or 1)
+        size = kernels.get(node.name)
+        spatial = kernel_plans.KERNEL_WEIGHTS.get(node.class_name) if size else None
         for w in node.layer.weights:
-            axes = layout[w.name]
-            out[(node.path, w.name)] = (
-                lambda v, a=axes, i=in_mask, o=out_mask, r=repeat: slice_weight(v, a, i, o, r))
+            axes = node.spec.weights[w.name]
+            repeat = axes.repeat_for(node.config)
+            if w.name == spatial:
+                out[(node.path, w.name)] = (
+                    lambda v, a=axes, i=in_mask, o=out_mask, r=repeat, k=size:
+                    slice_weight(kernel_plans.slice_kernel(v, k), a, i, o, r))
+            else:
+                out[(node.path, w.name)] = (
+                    lambda v, a=axes, i=in_mask, o=out_mask, r=repeat:
+                    slice_weight(v, a, i, o, r))
     return out

@@ -26,7 +26,6 @@ import keras
 import numpy as np
 
 from tfprune.core.graph import ChannelGraph, analyze
-from tfprune.core.layouts import LAYOUTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,10 +65,9 @@ def channel_slices(graph):
     for node in graph.nodes:
         if node.kind != "mixer" or not node.first_call:
             continue
-        layout = LAYOUTS[node.class_name]
+        layout = node.spec.weights
         ins = graph.channels[node.inputs[0]]
         outs = graph.channels[node.outputs[0]]
-        multiplier = int(node.config.get("depth_multiplier", 1) or 1)
         for w in node.layer.weights:
             axes = layout[w.name]
             rank = len(w.shape)
@@ -79,7 +77,7 @@ def channel_slices(graph):
                     slices.append(ChannelSlice(node.name, w, axis, outs, "output"))
             if axes.input_axis is not None:
                 axis = axes.input_axis % rank
-                chans = np.repeat(ins, multiplier) if axes.repeat == 0 else ins
+                chans = np.repeat(ins, axes.repeat_for(node.config))
                 if w.shape[axis] == len(chans):
                     slices.append(ChannelSlice(node.name, w, axis, chans, "input"))
     return slices

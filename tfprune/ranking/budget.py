@@ -6,10 +6,12 @@ pruning whose cost is within the target.
 """
 
 import math
+import numbers
 
 import numpy as np
 
 from tfprune.core.cost import cost
+from tfprune.core.finite import check_finite_scores
 from tfprune.core.plan import PruningPlan
 from tfprune.errors import TargetUnreachableError
 
@@ -17,14 +19,31 @@ SCOPES = ("global", "uniform")
 
 
 def resolve_target(value, base, what):
-    """A target given as a fraction (<= 1) or an absolute count, as a count."""
+    """A target given as a fraction (<= 1) or an absolute count, as a count.
+
+    Args:
+        value: None, a fraction in (0, 1] of `base`, or a count > 1.
+        base: the original count (MACs or params).
+        what: the argument's name, for the message.
+
+    Raises:
+        ValueError: `value` is not a finite positive number (NaN, inf,
+            zero, negative, a bool or a string).
+
+    Example:
+
+    ```python
+    resolve_target(0.5, cost(graph).macs, "target_macs")
+    ```
+    """
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or value <= 0):
         raise ValueError(
-            f"{what} must be a fraction in (0, 1] of the original or a positive "
-            f"count, got {value!r}.")
-    return value * base if value <= 1 else float(value)
+            f"{what} must be a finite fraction in (0, 1] of the original or a "
+            f"positive count, got {value!r}.")
+    return float(value) * base if value <= 1 else float(value)
 
 
 def resolve_latency_target(value, base_ms):
@@ -127,6 +146,7 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
         A `PruningPlan`.
 
     Raises:
+        NonFiniteWeightsError: a prunable group's scores hold NaN or inf.
         TargetUnreachableError: when even the smallest plan (one channel, or
             `round_to`, per prunable group) is above the target.
 
@@ -174,6 +194,7 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
     base_figures = {"macs": base.macs, "params": base.params,
                     "latency": getattr(latency_table, "base_ms", None)}
     groups = graph.prunable_groups
+    check_finite_scores({g.id: scores[g.id] for g in groups}, graph)
 
     if scope == "uniform":
         def counts_at(t):  # t in [0, 1]: fraction of each group removed

@@ -9,20 +9,21 @@ together, as Torch-Pruning's group importance does.
 import keras
 import numpy as np
 
-from tfprune.core.layouts import LAYOUTS
-
 
 def _per_output_channel(node, p):
     """Norm of each output filter of a Conv/Dense/Depthwise layer."""
     weights = {w.name: keras.ops.convert_to_numpy(w) for w in node.layer.weights}
+    axes = node.spec.weights
     if node.kind == "depthwise":  # (..., in, multiplier) -> in*multiplier filters
-        kernel = weights["kernel"]
+        name = next(n for n in weights if axes[n].input_axis is not None)
+        kernel = np.moveaxis(weights[name], axes[name].input_axis, -2)
         flat = kernel.reshape(-1, kernel.shape[-2] * kernel.shape[-1])
         axis = 0
-    else:
-        name = "pointwise_kernel" if "pointwise_kernel" in weights else "kernel"
+    else:  # the weight mixing inputs into outputs (kernel, pointwise kernel)
+        name = next(n for n in weights
+                    if axes[n].input_axis is not None and axes[n].output_axis is not None)
         flat = weights[name]
-        axis = LAYOUTS[node.class_name][name].output_axis % flat.ndim
+        axis = axes[name].output_axis % flat.ndim
         flat = np.moveaxis(flat, axis, -1).reshape(-1, flat.shape[axis])
         axis = 0
     if p == 1:

@@ -1,22 +1,28 @@
 """`tfprune.prune`: one call from a model and a target to a plan."""
 
+import warnings
+
+from tfprune.core.finite import check_finite
 from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.ranking.budget import fit_plan
 from tfprune.ranking.importance import CRITERIA
 
+_UNSET = object()
 
-def prune(model, method="l1", target_macs=None, target_params=None,
-          scope="global", round_to=1, target_latency=None, latency_table=None):
+
+def prune(model, criterion="l1", target_macs=None, target_params=None,
+          scope="global", round_to=1, target_latency=None, latency_table=None, *,
+          method=_UNSET):
     """Makes a `PruningPlan` that meets a MACs, params and/or latency target.
 
     Args:
         model: a functional or Sequential `keras.Model` (or its
             `ChannelGraph`).
-        method: channel-importance criterion: "l1" or "l2" (norm of the
+        criterion: channel-importance criterion: "l1" or "l2" (norm of the
             filters producing each channel, summed over its group), or "bn"
             (|gamma| of BatchNormalization).
         target_macs: fraction of the original MACs (e.g. 0.5) or an absolute
-            number of MACs.
+            number of MACs; finite and positive.
         target_params: the same for the number of parameters.
         scope: "global" (one ranking over all layers, non-uniform widths) or
             "uniform" (every group loses the same fraction).
@@ -29,25 +35,38 @@ def prune(model, method="l1", target_macs=None, target_params=None,
         latency_table: a `tfprune.latency.LatencyTable` measured for this
             model; a table of another model raises
             `LatencyTableMismatchError`.
+        method: the old name of `criterion` (deprecated: the CLI's
+            `--method` names a pruning method such as hfp or ga).
 
     Returns:
         A `PruningPlan`; pass it to `tfprune.rebuild`.
 
+    Raises:
+        NonFiniteWeightsError: the model holds NaN or infinite weights.
+        ValueError: an unknown criterion, or a target that is not a
+            finite positive number.
+
     Example:
 
     ```python
-    plan = tfprune.prune(model, method="l1", target_macs=0.5)
+    plan = tfprune.prune(model, criterion="l1", target_macs=0.5)
     slim = tfprune.rebuild(model, plan)
 
     table = tfprune.latency.LatencyTable.measure(model, threads=1)
     plan = tfprune.prune(model, "l1", target_latency=0.5, latency_table=table)
     ```
     """
-    if method not in CRITERIA:
+    if method is not _UNSET:
+        warnings.warn("tfprune.prune(method=...) is deprecated; use "
+                      "criterion=... (the channel-importance criterion).",
+                      DeprecationWarning, stacklevel=2)
+        criterion = method
+    if criterion not in CRITERIA:
         raise ValueError(
-            f"unknown method {method!r}; choose one of {sorted(CRITERIA)}.")
+            f"unknown criterion {criterion!r}; choose one of {sorted(CRITERIA)}.")
     graph = model if isinstance(model, ChannelGraph) else analyze(model)
-    scores = CRITERIA[method](graph)
+    check_finite(graph.model)
+    scores = CRITERIA[criterion](graph)
     return fit_plan(graph, scores, target_macs=target_macs,
                     target_params=target_params, scope=scope, round_to=round_to,
                     target_latency=target_latency, latency_table=latency_table)

@@ -7,6 +7,7 @@ import os
 import keras
 import numpy as np
 
+from tfprune.core.fileio import atomic_path, save_model, write_atomic
 from tfprune.core.optimizer_state import load_optimizer_state, optimizer_state
 from tfprune.errors import TfpruneError
 
@@ -41,8 +42,8 @@ def save_checkpoint(directory, run, model, optimizer):
     model_file, state_file = f"model-{tag}.keras", f"optimizer-{tag}.npz"
     state = optimizer_state(optimizer, model)
     keys = list(state)
-    model.save(os.path.join(directory, model_file))
-    with open(os.path.join(directory, state_file), "wb") as f:
+    save_model(model, os.path.join(directory, model_file))
+    with atomic_path(os.path.join(directory, state_file)) as tmp, open(tmp, "wb") as f:
         np.savez(f, *[state[k] for k in keys])
     data = {
         "format": CHECKPOINT_FORMAT, "run": dataclasses.asdict(run),
@@ -50,10 +51,8 @@ def save_checkpoint(directory, run, model, optimizer):
         "optimizer_keys": [[list(k[0]) if k[0] else None, k[1]] for k in keys],
         "optimizer": keras.saving.serialize_keras_object(optimizer),
     }
-    path = state_path(directory)
-    with open(path + ".tmp", "w") as f:
-        json.dump(data, f)
-    os.replace(path + ".tmp", path)  # a run killed before this keeps the last one
+    # Written last: a run killed before this keeps the last checkpoint.
+    write_atomic(state_path(directory), json.dumps(data))
     for name in os.listdir(directory):
         if name.startswith(("model-", "optimizer-")) and name not in (model_file, state_file):
             os.remove(os.path.join(directory, name))

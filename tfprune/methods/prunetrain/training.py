@@ -8,7 +8,12 @@ import numpy as np
 
 from tfprune.core.cost import cost
 from tfprune.core.graph import analyze
-from tfprune.core.optimizer_state import load_optimizer_state, new_optimizer, optimizer_state
+from tfprune.core.optimizer_state import (
+    learning_rate_schedule,
+    load_optimizer_state,
+    new_optimizer,
+    optimizer_state,
+)
 from tfprune.errors import TfpruneError
 from tfprune.methods.prunetrain.checkpoint import (
     RunState,
@@ -277,7 +282,7 @@ def _first_batch_size(train, y, batch_size):
 
 def _rescale_learning_rate(optimizer, model, scale):
     """The optimizer, its `BatchScaledSchedule` switched to `scale` from now."""
-    old = optimizer._learning_rate
+    old = learning_rate_schedule(optimizer)
     now = int(keras.ops.convert_to_numpy(optimizer.iterations))
     schedule = BatchScaledSchedule(old.base, scale, old.base_step(now), now)
     return load_optimizer_state(new_optimizer(optimizer, schedule), model,
@@ -384,8 +389,8 @@ def fit(model, train, y=None, *, epochs=1, batch_size=None, validation_data=None
         run = RunState(model_name=model.name, dense_macs=float(cost(plain).macs))
         if dynamic_batch:
             run.base_batch = _first_batch_size(train, y, batch_size)
-            schedule = getattr(optimizer, "_learning_rate", None)
-            if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            schedule = learning_rate_schedule(optimizer)
+            if schedule is None:
                 schedule = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
             optimizer = new_optimizer(optimizer, BatchScaledSchedule(schedule))
         if penalty_ratio > 0 and GroupLasso(plain).num_groups == 0:

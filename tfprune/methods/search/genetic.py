@@ -40,7 +40,12 @@ from tfprune.core.rebuild import zero_out
 from tfprune.methods.search.sensitivity import ConsumerWeights, allocate, sensitivity
 from tfprune.ranking.importance import magnitude, top_channels
 
-_REFITTABLE = ("Conv1D", "Conv2D", "Dense")
+
+def _refittable(node):
+    """Whether the layer's spec says its kernel can be re-fitted (Conv, Dense)."""
+    return node.spec is not None and node.spec.refit is not None and (
+        int(node.config.get(node.spec.groups_key, 1) or 1) == 1
+        if node.spec.groups_key else True)
 
 
 def _pad_amounts(size, kernel, stride, dilation, padding):
@@ -65,7 +70,7 @@ class _Consumer:
         kernel = keras.ops.convert_to_numpy(layer.kernel)
         self.node, self.kernel_shape = node, kernel.shape
         self.w = kernel.reshape(-1, kernel.shape[-1]).astype(np.float64)
-        if node.class_name == "Dense":
+        if node.spec.refit == "dense":
             flat = x.reshape(-1, x.shape[-1])
             rows = rng.choice(len(flat), min(positions, len(flat)), replace=False)
             a = flat[rows]
@@ -246,9 +251,9 @@ class GeneticChannelSearch:
         batch = (self.x[:self.batch_size], self.y[:self.batch_size])
         searched = [g for g in graph.prunable_groups
                     if self.counts.get(g.id, g.size) < g.size]
-        consumers = {g.id: [n for n in editor.consumers(g) if n.class_name in _REFITTABLE
-                            and len(np.unique(graph._group_of_channel[
-                                graph.channels[n.inputs[0]]])) == 1]
+        consumers = {g.id: [n for n in editor.consumers(g) if _refittable(n)
+                            and len(np.unique(graph.group_ids(
+                                graph.channels[n.inputs[0]]))) == 1]
                      for g in searched}
         keys = sorted({n.inputs[0] for ns in consumers.values() for n in ns})
         acts = self._activations(keys) if keys else {}

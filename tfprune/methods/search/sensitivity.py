@@ -35,26 +35,26 @@ class ConsumerWeights:
 
     def kernel(self, node):
         layer = self.working.get_layer(node.path[0])
-        name = "pointwise_kernel" if "pointwise_kernel" in {w.name for w in layer.weights} else "kernel"
-        return next(w for w in layer.weights if w.name == name)
+        # the weight mixing inputs into outputs (kernel, pointwise kernel)
+        axes = node.spec.weights
+        return next(w for w in layer.weights
+                    if axes[w.name].input_axis is not None
+                    and axes[w.name].output_axis is not None)
 
     def zero(self, group, kept):
         """Zeroes the consumers' inputs for `group`'s removed channels.
 
         Returns the old kernels, for `restore`.
         """
-        from tfprune.core.layouts import LAYOUTS
-
         saved = []
         removed = np.setdiff1d(np.arange(group.size), kept) + group.offset
         for node in self.consumers(group):
             var = self.kernel(node)
             value = keras.ops.convert_to_numpy(var)
             saved.append((var, value))
-            axes = LAYOUTS[node.class_name][var.name]
-            chans = self.graph.channels[node.inputs[0]]
-            if axes.repeat == 0:
-                chans = np.repeat(chans, int(node.config.get("depth_multiplier", 1)))
+            axes = node.spec.weights[var.name]
+            chans = np.repeat(self.graph.channels[node.inputs[0]],
+                              axes.repeat_for(node.config))
             mask = np.isin(chans, removed)
             new = value.copy()
             index = [slice(None)] * new.ndim
