@@ -47,5 +47,7 @@ setup(
         "tfprune.cli": ["export=tflite_export.cli:register"],
         # Timing .tflite files for `tfprune report --tflite`.
         "tfprune.profilers": ["tflite=tflite_export.report:profile_pair"],
+        # Timing Keras models for `tfprune.latency.LatencyTable.measure`.
+        "tfprune.timers": ["tflite=tflite_export.timing:time_model"],
     },
 )

@@ -48,7 +48,8 @@ __all__ = [
 
 # Modules with heavier imports (tf.data, pygad), loaded on first use.
 _LAZY = {"zoo": "tfprune.zoo", "datasets": "tfprune.datasets",
-         "search": "tfprune.methods.search", "cli": "tfprune.cli"}
+         "search": "tfprune.methods.search", "cli": "tfprune.cli",
+         "latency": "tfprune.latency"}
 
 
 def __getattr__(name):

@@ -5,6 +5,7 @@
     tfprune export model.keras -o model.tflite --quantize int8 --data fashion_mnist
     tfprune bench a.tflite [b.tflite ...] [--threads 1] [--runs 100]
     tfprune report original.keras slim.keras -o report/ [--tflite a.tflite b.tflite]
+    tfprune latency model.keras -o table.json [--threads 1] [--quantization none]
 
 Bad input exits with status 2 and a one-line message, never a traceback;
 Ctrl-C exits with status 130 and "tfprune: interrupted". Every output file
@@ -21,9 +22,11 @@ from tfprune.cli.common import (
     CliError,
     check_outputs,
     fraction_or_count,
+    latency_target,
     nonnegative_float,
     positive_float,
     positive_int,
+    round_to_arg,
     unit_interval,
 )
 
@@ -56,8 +59,13 @@ def parser():
     r.add_argument("--target-params", type=fraction_or_count,
                    help="fraction of the original params (<= 1) or a count")
     r.add_argument("--scope", default="global", choices=["global", "uniform"])
-    r.add_argument("--round-to", type=positive_int, default=1,
-                   help="keep widths multiples of N (default 1)")
+    r.add_argument("--round-to", type=round_to_arg, default=1,
+                   help="keep widths multiples of N (default 1), or 'auto': "
+                   "the widths --latency-table measured")
+    r.add_argument("--target-latency", type=latency_target,
+                   help="predicted LiteRT latency: a fraction of the original's "
+                   "(<= 1), milliseconds (> 1) or e.g. 0.8ms; needs --latency-table")
+    r.add_argument("--latency-table", help="a table from `tfprune latency`")
     r.add_argument("--plan", help="also write the plan as JSON to this .json file")
     r.add_argument("--from-plan", help="rebuild from this plan JSON instead of "
                    "searching")
@@ -101,6 +109,21 @@ def parser():
     rp.add_argument("--runs", type=positive_int, default=50,
                     help="--tflite: timed runs per file (default 50)")
     rp.set_defaults(func=commands.report)
+    la = sub.add_parser("latency", help="measure a LiteRT latency table for a model",
+                        description="Time each prunable channel group's layers "
+                        "with LiteRT at a few widths, so that `tfprune prune "
+                        "--target-latency` can predict any plan's latency "
+                        "(needs tflite_export).")
+    la.add_argument("model", help="a .keras model file with a fixed input size")
+    la.add_argument("-o", "--output", help="where to write the table (.json)")
+    la.add_argument("--threads", type=positive_int, default=1,
+                    help="interpreter threads (default 1)")
+    la.add_argument("--quantization", default="none",
+                    choices=["none", "float16", "dynamic", "int8"],
+                    help="precision to time (default none: float32)")
+    la.add_argument("--runs", type=positive_int, default=50,
+                    help="timed runs per sub-model (default 50)")
+    la.set_defaults(func=commands.latency)
     for plugin in _plugins():
         plugin(sub)
     return p

@@ -1,4 +1,4 @@
-"""tfprune's own commands: inspect, prune, train, report."""
+"""tfprune's own commands: inspect, prune, train, report, latency."""
 
 import os
 
@@ -39,14 +39,34 @@ def prune(args):
 
     if args.output is None:
         raise CliError("give the output file with -o slim.keras")
-    if args.target_macs is None and args.target_params is None and not args.from_plan:
-        raise CliError("give --target-macs and/or --target-params (or --from-plan)")
-    check_outputs(inputs=[args.model, args.from_plan],
+    target_latency = getattr(args, "target_latency", None)
+    if (args.target_macs is None and args.target_params is None
+            and target_latency is None and not args.from_plan):
+        raise CliError("give --target-macs, --target-params and/or --target-latency "
+                       "(or --from-plan)")
+    table_path = getattr(args, "latency_table", None)
+    if target_latency is not None and not table_path:
+        raise CliError("--target-latency needs --latency-table table.json (measure "
+                       "one with `tfprune latency model.keras -o table.json`)")
+    if table_path and not os.path.exists(table_path):
+        raise CliError(f"no such file: {table_path}")
+    if args.round_to == "auto" and not table_path:
+        raise CliError("--round-to auto reads the widths from --latency-table "
+                       "table.json")
+    if target_latency is not None and args.method in ("hfp", "ga", "smof"):
+        raise CliError(f"--target-latency works with --method l1, l2 or bn, not "
+                       f"{args.method}")
+    check_outputs(inputs=[args.model, args.from_plan, table_path],
                   outputs=[(args.output, ".keras", "-o"), (args.plan, ".json", "--plan")])
     plan_text = read_text(args.from_plan, "plan file") if args.from_plan else None
     model = load_model(args.model)
     check_finite(model)
     graph = tfprune.analyze(model)
+    table = None
+    if table_path:
+        from tfprune.latency import LatencyTable
+
+        table = LatencyTable.load(table_path, graph)
     if plan_text is not None:
         plan = tfprune.PruningPlan.from_json(plan_text, graph)
     elif args.method in ("hfp", "ga", "smof", "prunenet"):
@@ -54,7 +74,8 @@ def prune(args):
     else:
         plan = tfprune.prune(graph, criterion=args.method, target_macs=args.target_macs,
                              target_params=args.target_params, scope=args.scope,
-                             round_to=args.round_to)
+                             round_to=args.round_to, target_latency=target_latency,
+                             latency_table=table)
     slim = tfprune.rebuild(model, plan)
     check_finite(slim, "saving the pruned model")
     before, after = tfprune.cost(graph), tfprune.cost(slim)
@@ -67,6 +88,11 @@ def prune(args):
     print(f"{'after':<8} {fmt_count(after.params):>14} {fmt_count(after.macs):>16}")
     print(f"{'ratio':<8} {after.params / before.params:>14.3f} "
           f"{after.macs / before.macs:>16.3f}")
+    if table is not None:
+        predicted = table.predict(plan)
+        print(f"predicted LiteRT latency: {table.base_ms:.3f} ms -> {predicted:.3f} ms "
+              f"(ratio {predicted / table.base_ms:.3f}, {table.threads} thread(s), "
+              f"{table.quantization})")
     print(f"wrote {args.output}" + (f" and {args.plan}" if args.plan else ""))
     return 0
 
@@ -151,4 +177,29 @@ def report(args):
                             names=(args.original, args.slim))
     print(result.table())
     print("wrote " + ", ".join(result.files))
+    return 0
+
+
+def latency(args):
+    from tfprune.latency import LatencyTable
+
+    if args.output is None:
+        raise CliError("give the output file with -o table.json")
+    if not args.output.endswith(".json"):
+        raise CliError(f"{args.output}: the table is JSON; use a .json file name")
+    check_outputs(inputs=[args.model], outputs=[(args.output, ".json", "-o")])
+    model = load_model(args.model)
+    table = LatencyTable.measure(model, threads=args.threads,
+                                 quantization=args.quantization, runs=args.runs)
+    table.save(args.output)  # atomic
+    print(f"whole model: {table.base_ms:.3f} ms ({table.threads} thread(s), "
+          f"{table.quantization}, LiteRT {table.litert}, {table.cpu})")
+    print(f"{'group':>5}  {'widths':<24} {'ms':<36} producers")
+    for gid, row in table.groups.items():
+        widths = " ".join(str(w) for w in row["widths"])
+        ms = " ".join(f"{t:.3f}" for t in row["ms"])
+        names = ", ".join(row["producers"][:3]) + (" ..." if len(row["producers"]) > 3
+                                                   else "")
+        print(f"{gid:>5}  {widths:<24} {ms:<36} {names}")
+    print(f"wrote {args.output}")
     return 0

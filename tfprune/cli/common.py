@@ -188,3 +188,24 @@ def unit_interval(text):
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
+
+
+def latency_target(text):
+    """A --target-latency: a number (fraction <= 1, ms > 1) or "0.8ms"."""
+    if text.strip().lower().endswith("ms"):
+        try:
+            value = float(text.strip()[:-2])
+        except ValueError:
+            value = -1.0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(
+                f"expected milliseconds like 0.8ms, got {text!r}")
+        return text.strip()
+    return fraction_or_count(text)
+
+
+def round_to_arg(text):
+    """A --round-to: a whole number >= 1, or "auto"."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    return positive_int(text)

@@ -1,4 +1,4 @@
-"""Turns channel scores into a plan that meets a params/MACs target.
+"""Turns channel scores into a plan that meets a params/MACs/latency target.
 
 Shared by every method that ranks channels: it decides how many channels each
 group keeps (uniformly, or by one global ranking) and searches for the least
@@ -46,12 +46,59 @@ def resolve_target(value, base, what):
     return float(value) * base if value <= 1 else float(value)
 
 
+def resolve_latency_target(value, base_ms):
+    """A latency target in milliseconds.
+
+    A number <= 1 is a fraction of the original model's predicted latency
+    (`base_ms`); a number > 1 is milliseconds; a string ending in "ms"
+    (e.g. "0.8ms") is milliseconds whatever its size, for models that run
+    in under a millisecond.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        try:
+            if not text.endswith("ms"):
+                raise ValueError
+            ms = float(text[:-2])
+        except ValueError:
+            raise ValueError(
+                f"target_latency must be a fraction (<= 1), milliseconds (> 1) or "
+                f"a string like '0.8ms', got {value!r}.") from None
+        if not ms > 0:
+            raise ValueError(f"target_latency must be positive, got {value!r}.")
+        return ms
+    return resolve_target(value, base_ms, "target_latency")
+
+
+def _figures(graph, limits, plan, latency_table=None):
+    """The figures of `plan` that some limit constrains: name -> value."""
+    needed = {k for _, k in limits}
+    figures = {}
+    if needed & {"macs", "params"}:
+        c = cost(graph, plan)
+        figures.update({k: getattr(c, k) for k in needed & {"macs", "params"}})
+    if "latency" in needed:
+        figures["latency"] = latency_table.predict(plan)
+    return figures
+
+
 def _round_keep(n, size, round_to):
     """Kept count rounded up to a multiple of round_to (or the whole group)."""
     n = max(n, 1)
     if round_to > 1:
         n = max(round_to, math.ceil(n / round_to) * round_to)
     return min(n, size)
+
+
+def _auto_keep(n, steps):
+    """The narrowest of `steps` (ascending, the last is the full width) >= n."""
+    n = max(n, 1)
+    for w in steps:
+        if w >= n:
+            return w
+    return steps[-1]
 
 
 def plan_from_counts(graph, scores, counts):
@@ -71,7 +118,8 @@ def plan_from_counts(graph, scores, counts):
 
 
 def fit_plan(graph, scores, target_macs=None, target_params=None,
-             scope="global", round_to=1, normalize=True):
+             scope="global", round_to=1, normalize=True, target_latency=None,
+             latency_table=None):
     """The least-pruned plan whose cost meets every given target.
 
     Args:
@@ -82,9 +130,17 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
         scope: "global" ranks all channels together, after dividing each
             group's scores by the group's mean (so layers of different fan-in
             compare); "uniform" prunes the same fraction of every group.
-        round_to: kept widths are multiples of this (or the whole group).
+        round_to: kept widths are multiples of this (or the whole group);
+            "auto" keeps only the widths the latency table measured (the
+            steps the hardware was timed at), and needs `latency_table`.
         normalize: with scope="global", divide each group's scores by their
             mean first; pass False for scores already on one scale (gates).
+        target_latency: predicted latency target: a fraction (<= 1) of the
+            original's predicted latency, milliseconds (> 1), or a string
+            such as "0.8ms"; needs `latency_table`.
+        latency_table: a `tfprune.latency.LatencyTable` measured for this
+            model (anything with `predict(plan)`, `base_ms` and
+            `check(graph)`).
 
     Returns:
         A `PruningPlan`.
@@ -93,25 +149,56 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
         NonFiniteWeightsError: a prunable group's scores hold NaN or inf.
         TargetUnreachableError: when even the smallest plan (one channel, or
             `round_to`, per prunable group) is above the target.
+
+    Example:
+
+    ```python
+    scores = tfprune.importance.l1(graph)
+    plan = fit_plan(graph, scores, target_latency=0.5, latency_table=table)
+    ```
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
-    if target_macs is None and target_params is None:
-        raise ValueError("give target_macs or target_params (or both).")
-    round_to = int(round_to or 1)
-    if round_to < 1:
-        raise ValueError(f"round_to must be >= 1, got {round_to}.")
+    if target_macs is None and target_params is None and target_latency is None:
+        raise ValueError("give target_macs or target_params (or both), or "
+                         "target_latency with latency_table.")
+    if target_latency is not None and latency_table is None:
+        raise ValueError("target_latency needs latency_table=, measured with "
+                         "tfprune.latency.LatencyTable.measure(model).")
+    if latency_table is not None:
+        latency_table.check(graph)
+    if round_to == "auto":
+        if latency_table is None:
+            raise ValueError("round_to='auto' reads the widths from a latency table: "
+                             "pass latency_table=.")
+        steps_of = {g.id: (latency_table.steps(g.id) if g.id in latency_table.groups
+                           else [g.size]) for g in graph.prunable_groups}
+
+        def keep_n(n, group):
+            return _auto_keep(n, steps_of[group.id])
+        round_to = 0  # not 1: no refill of single channels
+    else:
+        round_to = int(round_to or 1)
+        if round_to < 1:
+            raise ValueError(f"round_to must be >= 1 or 'auto', got {round_to}.")
+
+        def keep_n(n, group):
+            return _round_keep(n, group.size, round_to)
     base = cost(graph)
     limits = [(resolve_target(target_macs, base.macs, "target_macs"), "macs"),
               (resolve_target(target_params, base.params, "target_params"), "params")]
+    if latency_table is not None:
+        limits.append((resolve_latency_target(target_latency, latency_table.base_ms),
+                       "latency"))
     limits = [(v, k) for v, k in limits if v is not None]
+    base_figures = {"macs": base.macs, "params": base.params,
+                    "latency": getattr(latency_table, "base_ms", None)}
     groups = graph.prunable_groups
     check_finite_scores({g.id: scores[g.id] for g in groups}, graph)
 
     if scope == "uniform":
         def counts_at(t):  # t in [0, 1]: fraction of each group removed
-            return {g.id: _round_keep(math.ceil(g.size * (1 - t)), g.size, round_to)
-                    for g in groups}
+            return {g.id: keep_n(math.ceil(g.size * (1 - t)), g) for g in groups}
         steps = 1.0
     else:
         norm = {g.id: scores[g.id] / (np.mean(scores[g.id]) + 1e-12) if normalize
@@ -124,22 +211,22 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
             removed = {g.id: 0 for g in groups}
             for i in order[:k]:
                 removed[flat[i][1]] += 1
-            return {g.id: _round_keep(g.size - removed[g.id], g.size, round_to)
-                    for g in groups}
+            return {g.id: keep_n(g.size - removed[g.id], g) for g in groups}
         steps = float(len(flat))
 
     def plan_at(t):
         return plan_from_counts(graph, scores, counts_at(t))
 
     def fits(plan):
-        c = cost(graph, plan)
-        return all(getattr(c, k) <= v for v, k in limits)
+        f = _figures(graph, limits, plan, latency_table)
+        return all(f[k] <= v for v, k in limits)
 
     smallest = plan_at(steps)
     if not fits(smallest):
-        c = cost(graph, smallest)
-        got = ", ".join(f"{k} {getattr(c, k):,} ({getattr(c, k) / getattr(base, k):.3f} "
-                        f"of the original) > target {v:,.0f}" for v, k in limits)
+        f = _figures(graph, limits, smallest, latency_table)
+        got = ", ".join(f"{k} {_fmt(k, f[k])} ({f[k] / base_figures[k]:.3f} "
+                        f"of the original) > target {_fmt(k, v)}"
+                        for v, k in limits if f[k] > v)
         raise TargetUnreachableError(
             f"target cannot be met: pruning every prunable group to its minimum "
             f"still gives {got}. Ask for a larger target, lower round_to, or "
@@ -159,11 +246,15 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
             lo = mid
     best = plan_at(hi)
     if integer and round_to == 1:
-        best = _refill(graph, best, norm, limits)
+        best = _refill(graph, best, norm, limits, latency_table)
     return best
 
 
-def _refill(graph, plan, scores, limits):
+def _fmt(key, value):
+    return f"{value:.3f} ms" if key == "latency" else f"{value:,.0f}"
+
+
+def _refill(graph, plan, scores, limits, latency_table=None):
     """Gives channels back, best first, while the plan still fits.
 
     Removing the last channel the search needed may overshoot the target by
@@ -173,10 +264,10 @@ def _refill(graph, plan, scores, limits):
     fit are tried.
     """
     keep = {gid: set(idx.tolist()) for gid, idx in plan.keep.items()}
-    current = cost(graph, plan)
+    current = _figures(graph, limits, plan, latency_table)
 
-    def slack(c):
-        return {k: v - getattr(c, k) for v, k in limits}
+    def slack(f):
+        return {k: v - f[k] for v, k in limits}
 
     def with_channel(gid, index):
         trial = {g: sorted(k) for g, k in keep.items()}
@@ -188,8 +279,8 @@ def _refill(graph, plan, scores, limits):
         missing = [i for i in range(group.size) if i not in keep[group.id]]
         if not missing:
             continue
-        c = cost(graph, with_channel(group.id, missing[0]))
-        delta[group.id] = {k: getattr(c, k) - getattr(current, k) for _, k in limits}
+        f = _figures(graph, limits, with_channel(group.id, missing[0]), latency_table)
+        delta[group.id] = {k: f[k] - current[k] for _, k in limits}
         candidates.extend((scores[group.id][i], group.id, i) for i in missing)
     candidates.sort(key=lambda t: -t[0])
     room = slack(current)
@@ -197,8 +288,8 @@ def _refill(graph, plan, scores, limits):
         if any(delta[gid][k] > room[k] for k in room):
             continue
         trial = with_channel(gid, index)
-        c = cost(graph, trial)
-        if all(getattr(c, k) <= v for v, k in limits):
+        f = _figures(graph, limits, trial, latency_table)
+        if all(f[k] <= v for v, k in limits):
             keep[gid].add(index)
-            plan, room = trial, slack(c)
+            plan, room = trial, slack(f)
     return plan

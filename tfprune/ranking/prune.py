@@ -11,8 +11,9 @@ _UNSET = object()
 
 
 def prune(model, criterion="l1", target_macs=None, target_params=None,
-          scope="global", round_to=1, *, method=_UNSET):
-    """Makes a `PruningPlan` that meets a MACs and/or params target.
+          scope="global", round_to=1, target_latency=None, latency_table=None, *,
+          method=_UNSET):
+    """Makes a `PruningPlan` that meets a MACs, params and/or latency target.
 
     Args:
         model: a functional or Sequential `keras.Model` (or its
@@ -25,7 +26,15 @@ def prune(model, criterion="l1", target_macs=None, target_params=None,
         target_params: the same for the number of parameters.
         scope: "global" (one ranking over all layers, non-uniform widths) or
             "uniform" (every group loses the same fraction).
-        round_to: keep widths multiples of this (e.g. 8 for mobile kernels).
+        round_to: keep widths multiples of this (e.g. 8 for mobile kernels);
+            "auto" keeps only the widths `latency_table` measured.
+        target_latency: predicted LiteRT latency: a fraction (<= 1) of the
+            original's predicted latency (e.g. 0.5), milliseconds (> 1), or
+            a string such as "0.8ms" for sub-millisecond targets. Needs
+            `latency_table`.
+        latency_table: a `tfprune.latency.LatencyTable` measured for this
+            model; a table of another model raises
+            `LatencyTableMismatchError`.
         method: the old name of `criterion` (deprecated: the CLI's
             `--method` names a pruning method such as hfp or ga).
 
@@ -42,6 +51,9 @@ def prune(model, criterion="l1", target_macs=None, target_params=None,
     ```python
     plan = tfprune.prune(model, criterion="l1", target_macs=0.5)
     slim = tfprune.rebuild(model, plan)
+
+    table = tfprune.latency.LatencyTable.measure(model, threads=1)
+    plan = tfprune.prune(model, "l1", target_latency=0.5, latency_table=table)
     ```
     """
     if method is not _UNSET:
@@ -56,4 +68,5 @@ def prune(model, criterion="l1", target_macs=None, target_params=None,
     check_finite(graph.model)
     scores = CRITERIA[criterion](graph)
     return fit_plan(graph, scores, target_macs=target_macs,
-                    target_params=target_params, scope=scope, round_to=round_to)
+                    target_params=target_params, scope=scope, round_to=round_to,
+                    target_latency=target_latency, latency_table=latency_table)
