@@ -260,8 +260,10 @@ def baseline(data, epochs, seed, tag):
         return model, saved["accuracy"], saved["wall_s"]
     wall = train(model, data, epochs, BASELINE_PEAK_LR, seed)
     acc = accuracy(model, data)
-    torch.save({"state": model.state_dict(), "accuracy": acc, "wall_s": wall}, path + ".tmp")
-    os.replace(path + ".tmp", path)
+    from tfprune.core.fileio import atomic_path  # keras is needed here, not TF
+
+    with atomic_path(path) as tmp:
+        torch.save({"state": model.state_dict(), "accuracy": acc, "wall_s": wall}, tmp)
     return model, acc, wall
 
 
