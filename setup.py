@@ -42,7 +42,7 @@ setup(
         "peers": ["torch>=2.1", "torch-pruning>=1.6"],
     },
     entry_points={
-        "console_scripts": ["tfprune=tfprune.cli:main"],
+        "console_scripts": ["tfprune=tfprune.cli:run"],
         # Commands other packages add to the `tfprune` CLI.
         "tfprune.cli": ["export=tflite_export.cli:register"],
         # Timing .tflite files for `tfprune report --tflite`.

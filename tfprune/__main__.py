@@ -1,5 +1,3 @@
-import sys
+from tfprune.cli import run
 
-from tfprune.cli import main
-
-sys.exit(main())
+run()

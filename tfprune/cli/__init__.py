@@ -175,10 +175,26 @@ def main(argv=None):
             return 1
 
 
+def run():
+    """The `tfprune` console command: `main()`, then exit with its status.
+
+    After Ctrl-C the process leaves at once (`os._exit`): TensorFlow's
+    runtime can abort while the interpreter tears down after an interrupted
+    training step, and everything worth doing (the one line, removing
+    temporary files) is done by then.
+    """
+    status = main()
+    if status == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(status)
+
+
 def _one_line(error):
     text = str(error).strip().strip('"').strip()
     return " ".join(text.split()) or type(error).__name__
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
