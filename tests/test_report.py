@@ -31,7 +31,7 @@ def _small_cnn(name="cnn", width=8, second=keras.layers.Conv2D):
 @pytest.fixture(scope="module")
 def pair():
     model = zoo.resnet20(input_shape=(16, 16, 1))
-    slim = tfprune.rebuild(model, tfprune.prune(model, method="l1", target_macs=0.5))
+    slim = tfprune.rebuild(model, tfprune.prune(model, criterion="l1", target_macs=0.5))
     return model, slim
 
 
