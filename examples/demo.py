@@ -62,10 +62,6 @@ def main():
           f"{len(graph.prunable_groups)} prunable, {len(graph.barriers)} barriers.")
     plan = tfprune.prune(graph, criterion="l1", target_macs=TARGET_MACS)
     slim = tfprune.rebuild(model, plan)
-    # The kept channels' BatchNorm statistics were measured with the removed
-    # ones present; re-estimate them on a few training batches (no training).
-    print("Re-estimating BatchNorm statistics on 2,048 training images...")
-    tfprune.recalibrate_bn(slim, train, num_samples=2048)
     pruned_acc = _accuracy(slim, test, f"the model pruned to {TARGET_MACS:.0%} of "
                            "the MACs by L1 norm")
     print(f"Fine-tuning the pruned model for {FINETUNE_EPOCHS} epoch on "
