@@ -46,6 +46,7 @@ from tfprune.core.fileio import write_atomic
 from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.plan import PruningPlan
 from tfprune.errors import TfpruneError
+from tfprune.plugins import find_plugin
 
 __all__ = ["LatencyTable", "LatencyTableMismatchError", "find_timer",
            "default_widths", "model_hash"]
@@ -67,16 +68,8 @@ def find_timer(name="tflite"):
     Raises:
         TfpruneError: none is installed.
     """
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=TIMER_GROUP):
-        if ep.name == name:
-            return ep.load()
-    raise TfpruneError(
-        f"measuring latency needs tflite_export, which registers the '{name}' "
-        f"entry point of '{TIMER_GROUP}': install tfprune with `pip install -e .` "
-        "from its repository (from Python, you can also pass "
-        "timer=tflite_export.timing.time_model)")
+    return find_plugin(TIMER_GROUP, name, "measuring latency",
+                       "timer=tflite_export.timing.time_model")
 
 
 def model_hash(model):

@@ -25,6 +25,7 @@ import os
 from tfprune.core.cost import cost
 from tfprune.core.graph import analyze
 from tfprune.errors import TfpruneError
+from tfprune.plugins import find_plugin
 
 __all__ = ["MismatchedModelsError", "Report", "report", "find_profiler"]
 
@@ -134,16 +135,8 @@ def find_profiler(name="tflite"):
     Raises:
         TfpruneError: none is installed.
     """
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=PROFILER_GROUP):
-        if ep.name == name:
-            return ep.load()
-    raise TfpruneError(
-        f"timing .tflite files needs tflite_export, which registers the "
-        f"'{name}' entry point of '{PROFILER_GROUP}': install tfprune with "
-        f"`pip install -e .` from its repository (from Python, you can also pass "
-        f"profiler=tflite_export.report.profile_pair)")
+    return find_plugin(PROFILER_GROUP, name, "timing .tflite files",
+                       "profiler=tflite_export.report.profile_pair")
 
 
 def _load(path):
