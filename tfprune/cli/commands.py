@@ -111,29 +111,25 @@ def _trained_plan(args, model, graph):
 
     if not args.data:
         raise CliError(f"--method {args.method} needs --data (e.g. --data fashion_mnist)")
-    if args.method == "hfp":
+    if args.method in ("hfp", "smof"):
+        # Both train their masks inside fit against the budget, the same way.
+        if args.method == "hfp":
+            trained = tfprune.hfp.attach(model, target_macs=args.target_macs,
+                                         target_params=args.target_params)
+            schedule = tfprune.callbacks.HolisticBudget(ramp_epochs=1, round_to=args.round_to)
+        else:
+            trained = tfprune.smof.attach(model, target_macs=args.target_macs,
+                                          target_params=args.target_params)
+            schedule = tfprune.callbacks.SMOFSchedule(ramp_epochs=1)
         train = datasets.load(args.data, split="train", batch_size=128, augment=True,
                               limit=args.limit)
-        gated = tfprune.hfp.attach(model, target_macs=args.target_macs,
-                                   target_params=args.target_params)
-        gated.compile(keras.optimizers.SGD(0.02, momentum=0.9, nesterov=True),
-                      keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
-        gated.fit(train, epochs=args.epochs, verbose=2,
-                  callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=1,
-                                                              round_to=args.round_to)])
-        return tfprune.hfp.plan(gated, round_to=args.round_to), gated
-    if args.method == "smof":
-        train = datasets.load(args.data, split="train", batch_size=128, augment=True,
-                              limit=args.limit)
-        masked = tfprune.smof.attach(model, target_macs=args.target_macs,
-                                     target_params=args.target_params)
-        masked.compile(keras.optimizers.SGD(0.02, momentum=0.9, nesterov=True),
-                       keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                       metrics=["accuracy"])
-        masked.fit(train, epochs=args.epochs, verbose=2,
-                   callbacks=[tfprune.callbacks.SMOFSchedule(ramp_epochs=1)])
-        return tfprune.smof.plan(masked), masked
+        trained.compile(keras.optimizers.SGD(0.02, momentum=0.9, nesterov=True),
+                        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                        metrics=["accuracy"])
+        trained.fit(train, epochs=args.epochs, verbose=2, callbacks=[schedule])
+        if args.method == "hfp":
+            return tfprune.hfp.plan(trained, round_to=args.round_to), trained
+        return tfprune.smof.plan(trained), trained
     x, y = datasets.load(args.data, split="train", as_numpy=True, limit=args.limit)
     idx = np.random.default_rng(0).choice(len(x), min(len(x), 512), replace=False)
     if args.method == "prunenet":
