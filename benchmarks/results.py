@@ -48,6 +48,9 @@ CONFIG_KEYS = {
                    "dynamic_batch", "train_images", "batch_size"),
     "latency": ("framework", "model", "method", "target", "scope", "round_to",
                 "quantization", "threads"),
+    "latency_target": ("model", "method", "target_latency", "target_macs", "scope",
+                       "round_to", "quantization", "threads"),
+    "latency_equal": ("model", "method", "target_latency", "quantization", "threads"),
 }
 DEFAULT_CONFIG_KEYS = ("framework", "model", "method")
 

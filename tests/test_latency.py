@@ -194,6 +194,26 @@ def test_round_to_auto_keeps_measured_widths(model, table, scope, target):
     assert table.predict(plan) < table.base_ms
 
 
+def test_global_ranking_weighs_score_against_time_saved(model):
+    # A table where one group's channels each save 1 ms and every other
+    # group saves nothing: at the same MACs target the table-aware ranking
+    # takes more from the expensive group than the plain L1 ranking does,
+    # and so predicts a faster model.
+    graph = tfprune.analyze(model)
+    plain = tfprune.prune(model, "l1", target_macs=0.8)
+    # the group plain L1 leaves widest
+    expensive = max(graph.prunable_groups,
+                    key=lambda g: len(plain.keep[g.id]) / g.size)
+    rows = {g.id: {"widths": [1, g.size],
+                   "ms": [0.0, float(g.size - 1)] if g is expensive else [5.0, 5.0]}
+            for g in graph.prunable_groups}
+    table = LatencyTable(tfprune.latency.model_hash(model), 100.0, rows)
+    aware = tfprune.prune(model, "l1", target_macs=0.8, latency_table=table)
+    assert len(aware.keep[expensive.id]) < len(plain.keep[expensive.id])
+    assert table.predict(aware) < table.predict(plain)
+    assert tfprune.cost(graph, aware).macs <= 0.8 * tfprune.cost(graph).macs
+
+
 def test_round_to_auto_needs_a_table(model):
     with pytest.raises(ValueError, match="latency_table"):
         tfprune.prune(model, "l1", target_macs=0.5, round_to="auto")

@@ -5,6 +5,7 @@ group keeps (uniformly, or by one global ranking) and searches for the least
 pruning whose cost is within the target.
 """
 
+import heapq
 import math
 import numbers
 
@@ -129,7 +130,9 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
         target_params: the same for params.
         scope: "global" ranks all channels together, after dividing each
             group's scores by the group's mean (so layers of different fan-in
-            compare); "uniform" prunes the same fraction of every group.
+            compare); with a `latency_table` the ranking is by score per
+            millisecond saved (see `_latency_order`). "uniform" prunes the
+            same fraction of every group.
         round_to: kept widths are multiples of this (or the whole group);
             "auto" keeps only the widths the latency table measured (the
             steps the hardware was timed at), and needs `latency_table`.
@@ -203,16 +206,19 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
     else:
         norm = {g.id: scores[g.id] / (np.mean(scores[g.id]) + 1e-12) if normalize
                 else scores[g.id] for g in groups}
-        flat = [(s, g.id) for g in groups for s in norm[g.id]]
-        order = sorted(range(len(flat)), key=lambda i: flat[i][0])
-        # removed_at[k][gid]: channels of gid among the k lowest scores
-        def counts_at(t):
-            k = int(round(t))
+        if latency_table is not None:
+            removals = _latency_order(groups, norm, latency_table)
+        else:
+            flat = [(s, g.id) for g in groups for s in norm[g.id]]
+            removals = [flat[i][1] for i in
+                        sorted(range(len(flat)), key=lambda i: flat[i][0])]
+
+        def counts_at(t):  # t: channels removed, in the order of `removals`
             removed = {g.id: 0 for g in groups}
-            for i in order[:k]:
-                removed[flat[i][1]] += 1
+            for gid in removals[:int(round(t))]:
+                removed[gid] += 1
             return {g.id: keep_n(g.size - removed[g.id], g) for g in groups}
-        steps = float(len(flat))
+        steps = float(len(removals))
 
     def plan_at(t):
         return plan_from_counts(graph, scores, counts_at(t))
@@ -248,6 +254,41 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
     if integer and round_to == 1:
         best = _refill(graph, best, norm, limits, latency_table)
     return best
+
+
+def _latency_order(groups, norm, table):
+    """Group ids in the order their channels are removed, cheapest first.
+
+    With a latency table the global ranking weighs what a channel buys
+    against what it costs (the knapsack view of HALP, Shen et al. 2022): the
+    next channel removed is the one with the lowest normalised score per
+    millisecond its removal saves, where a group's saving is the slope of
+    its table at its current width. Within a group channels still go lowest
+    score first. A channel that saves nothing (a flat stretch of the table)
+    goes only after all that save time.
+    """
+    ranked = {g.id: np.sort(norm[g.id]) for g in groups}  # lowest first
+    size = {g.id: g.size for g in groups}
+    width = dict(size)
+
+    def key(gid):
+        score = float(ranked[gid][size[gid] - width[gid]])
+        saved = 0.0
+        if gid in table.groups:
+            w = width[gid]
+            saved = table.group_ms(gid, w) - table.group_ms(gid, w - 1)
+        return (0, score / saved) if saved > 0 else (1, score)
+
+    heap = [(key(gid), gid) for gid in size if size[gid] > 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        _, gid = heapq.heappop(heap)
+        order.append(gid)
+        width[gid] -= 1
+        if width[gid] > 0:
+            heapq.heappush(heap, (key(gid), gid))
+    return order
 
 
 def _fmt(key, value):

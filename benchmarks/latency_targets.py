@@ -1,0 +1,201 @@
+"""Pruning to a measured latency: does the table's target hold, and does it beat l1?
+
+Usage:
+
+    python -m benchmarks.latency_targets                       # MobileNetV2 and ResNet-50 at 224
+    python -m benchmarks.latency_targets --models mobilenet_v2 --runs 30
+
+For each model (keras.applications MobileNetV2 and ResNet-50 at 224x224x3,
+random weights: latency does not depend on them), one thread, float32:
+
+1. A `tfprune.latency.LatencyTable` is measured with LiteRT (cached in
+   benchmarks/cache/latency_tables/, keyed by the model's config hash and
+   the thread count).
+2. Plans are made with no training:
+   - `l1+table` at `target_latency` 0.5 and 0.33 of the table's predicted
+     original latency (`round_to="auto"`: widths the table measured);
+   - `l1+table` at `target_macs` 0.5 with `round_to="auto"` (the latency /
+     MACs quotient the table's widths give at half the MACs);
+   - plain `l1` (global and uniform, `round_to` 1, 8 and 16) on a grid of
+     MACs targets, to find the MACs that plain l1 keeps at the *measured*
+     latency of each `l1+table` model (linear interpolation on the grid).
+3. All models are exported (float32) and timed in one process,
+   interleaved (`tflite_export.compare`), so ratios against the original
+   are free of the machine's drift.
+
+Rows (`kind: "latency_target"`) go to benchmarks/results.jsonl, one per
+exported plan, and one `kind: "latency_equal"` row per `l1+table` target
+that names the best plain-l1 variant at the same measured latency and the
+MACs it keeps there (more MACs at equal latency: more of the network kept).
+"""
+
+import argparse
+import os
+import tempfile
+
+import keras
+import numpy as np
+
+import tflite_export
+import tfprune
+from benchmarks import protocol, results
+from tflite_export.timing import time_model
+from tfprune.latency import LatencyTable, model_hash
+
+TABLES = os.path.join(protocol.CACHE_DIR, "latency_tables")
+LATENCY_TARGETS = (0.5, 0.33)
+MACS_GRID = (0.15, 0.22, 0.3, 0.4, 0.5, 0.62)
+L1_VARIANTS = (("global", 1), ("global", 8), ("global", 16),
+               ("uniform", 1), ("uniform", 8), ("uniform", 16))
+
+
+def _applications(name):
+    protocol.set_seed()
+    build = {"mobilenet_v2": keras.applications.MobileNetV2,
+             "resnet50": keras.applications.ResNet50}[name]
+    return build(input_shape=(224, 224, 3), weights=None, classifier_activation=None)
+
+
+MODELS = {
+    "mobilenet_v2": lambda: _applications("mobilenet_v2"),
+    "resnet50": lambda: _applications("resnet50"),
+    "resnet20": lambda: protocol.MODELS["resnet20"](),
+    "vgg11": lambda: protocol.MODELS["vgg11"](),
+}
+
+
+def table_for(name, model, threads, runs):
+    """The model's latency table, from the cache or measured now."""
+    os.makedirs(TABLES, exist_ok=True)
+    path = os.path.join(TABLES, f"{name}_{model_hash(model)}_t{threads}.json")
+    if os.path.exists(path):
+        print(f"{name}: latency table from {path}", flush=True)
+        return LatencyTable.load(path, model), path
+    table = LatencyTable.measure(model, threads=threads, timer=time_model, runs=runs)
+    table.save(path)
+    return table, path
+
+
+def plans(graph, table, targets, macs_grid, variants):
+    """(method, settings, plan) of every model to export."""
+    out = []
+    for t in targets:
+        out.append(("l1+table", {"target_latency": t, "target_macs": None,
+                                 "scope": "global", "round_to": "auto"},
+                    tfprune.prune(graph, "l1", target_latency=t, latency_table=table,
+                                  round_to="auto")))
+    out.append(("l1+table", {"target_latency": None, "target_macs": 0.5,
+                             "scope": "global", "round_to": "auto"},
+                tfprune.prune(graph, "l1", target_macs=0.5, latency_table=table,
+                              round_to="auto")))
+    for scope, round_to in variants:
+        for m in macs_grid:
+            try:
+                plan = tfprune.prune(graph, "l1", target_macs=m, scope=scope,
+                                     round_to=round_to)
+            except tfprune.TargetUnreachableError as e:
+                print(f"  skip l1 {m} {scope} round_to={round_to}: {e}", flush=True)
+                continue
+            out.append(("l1", {"target_latency": None, "target_macs": m,
+                               "scope": scope, "round_to": round_to}, plan))
+    return out
+
+
+def macs_at_latency(points, latency):
+    """MACs ratio at `latency` on a variant's (latency ratio, MACs ratio) grid.
+
+    None when `latency` lies outside the measured latencies (no
+    extrapolation).
+    """
+    pts = sorted(points)
+    lat = [p[0] for p in pts]
+    if not pts or latency < lat[0] or latency > lat[-1]:
+        return None
+    # Measured latency is not strictly monotone in the MACs target on a
+    # noisy machine: make it so before interpolating.
+    lat = np.maximum.accumulate(lat)
+    return float(np.interp(latency, lat, [p[1] for p in pts]))
+
+
+def run_model(name, threads, runs, table_runs, targets, macs_grid, variants, dry):
+    model = MODELS[name]()
+    graph = tfprune.analyze(model)
+    base = tfprune.cost(graph)
+    table, table_path = table_for(name, model, threads, table_runs)
+    made = plans(graph, table, targets, macs_grid, variants)
+    with tempfile.TemporaryDirectory() as work:
+        paths = [os.path.join(work, "original.tflite")]
+        tflite_export.convert(model, paths[0], verify_samples=2)
+        for i, (method, _, plan) in enumerate(made):
+            path = os.path.join(work, f"{i}_{method}.tflite")
+            tflite_export.convert(tfprune.rebuild(model, plan), path, verify_samples=2)
+            paths.append(path)
+            print(f"  exported {i + 1}/{len(made)}", flush=True)
+        reports = tflite_export.compare(paths, threads=threads, runs=runs)
+    base_ms = reports[0].median_ms
+    rows = []
+    for (method, settings, plan), report in zip(made, reports[1:]):
+        macs = tfprune.cost(graph, plan).macs / base.macs
+        measured = report.median_ms / base_ms
+        predicted = float(table.predict(plan)) / table.base_ms
+        row = {"kind": "latency_target", "model": name, "method": method, **settings,
+               "threads": threads, "quantization": "none",
+               "macs_ratio": round(macs, 4), "predicted_ratio": round(predicted, 4),
+               "latency_ratio": round(measured, 4),
+               "quotient": round(measured / macs, 4),
+               "original_ms": round(base_ms, 3), "ms": round(report.median_ms, 3),
+               "runs": runs, "table_base_ms": round(table.base_ms, 3)}
+        if settings["target_latency"] is not None:
+            row["target_error"] = round(measured / settings["target_latency"] - 1, 4)
+        rows.append(row)
+        print(row, flush=True)
+    summary = []
+    for row in rows:
+        if row["method"] != "l1+table" or row["target_latency"] is None:
+            continue
+        best = None
+        for scope, round_to in variants:
+            pts = [(r["latency_ratio"], r["macs_ratio"]) for r in rows
+                   if r["method"] == "l1" and r["scope"] == scope
+                   and r["round_to"] == round_to]
+            m = macs_at_latency(pts, row["latency_ratio"])
+            if m is not None and (best is None or m > best[0]):
+                best = (m, scope, round_to)
+        summary.append({
+            "kind": "latency_equal", "model": name, "method": "l1+table",
+            "target_latency": row["target_latency"], "threads": threads,
+            "quantization": "none", "latency_ratio": row["latency_ratio"],
+            "macs_ratio": row["macs_ratio"],
+            "l1_macs_ratio": None if best is None else round(best[0], 4),
+            "l1_scope": None if best is None else best[1],
+            "l1_round_to": None if best is None else best[2]})
+        print(summary[-1], flush=True)
+    if not dry:
+        results.extend(rows + summary)
+    return rows, summary
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["mobilenet_v2", "resnet50"],
+                   choices=sorted(MODELS))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--runs", type=int, default=30, help="timed runs per exported model")
+    p.add_argument("--table-runs", type=int, default=20,
+                   help="timed runs per sub-model of the latency table")
+    p.add_argument("--targets", nargs="+", type=float, default=list(LATENCY_TARGETS))
+    p.add_argument("--macs-grid", nargs="+", type=float, default=list(MACS_GRID))
+    p.add_argument("--variants", nargs="+", default=None,
+                   help="l1 variants as scope:round_to, e.g. global:1 uniform:16")
+    p.add_argument("--dry-run", action="store_true", help="print, write no rows")
+    args = p.parse_args(argv)
+    variants = L1_VARIANTS if args.variants is None else [
+        (v.split(":")[0], int(v.split(":")[1])) for v in args.variants]
+    for name in args.models:
+        run_model(name, args.threads, args.runs, args.table_runs, args.targets,
+                  args.macs_grid, variants, args.dry_run)
+
+
+if __name__ == "__main__":
+    main()
