@@ -27,11 +27,20 @@ Rows (`kind: "latency_target"`) go to benchmarks/results.jsonl, one per
 exported plan, and one `kind: "latency_equal"` row per `l1+table` target
 that names the best plain-l1 variant at the same measured latency and the
 MACs it keeps there (more MACs at equal latency: more of the network kept).
+
+`--parts accuracy` (resnet20 / vgg11 under the benchmark protocol): the
+cached trained baseline is pruned with the table to `target_latency`, and
+with plain `l1` (global, `round_to=1`, the default) to the MACs at which it
+runs as fast as the measured table-pruned model (found on a grid, then
+confirmed by timing both again, interleaved); both are fine-tuned for the
+protocol's 3 epochs and tested (`kind: "accuracy"`, methods `l1+table@latency`
+and `l1@latency`, `target` = the latency target).
 """
 
 import argparse
 import os
 import tempfile
+import time
 
 import keras
 import numpy as np
@@ -175,6 +184,69 @@ def run_model(name, threads, runs, table_runs, targets, macs_grid, variants, dry
     return rows, summary
 
 
+def _timed(models, threads, runs):
+    """Median ms of each Keras model, exported and timed interleaved."""
+    with tempfile.TemporaryDirectory() as work:
+        paths = []
+        for i, m in enumerate(models):
+            paths.append(os.path.join(work, f"{i}.tflite"))
+            tflite_export.convert(m, paths[-1], verify_samples=2)
+        return [r.median_ms for r in tflite_export.compare(paths, threads=threads,
+                                                           runs=runs)]
+
+
+def accuracy_part(name, threads, runs, table_runs, targets, macs_grid, dry):
+    protocol.set_seed()
+    train, test = protocol.data()
+    base, base_acc, _ = protocol.baseline(name, train, test)
+    graph = tfprune.analyze(base)
+    full = tfprune.cost(graph)
+    table, _ = table_for(name, base, threads, table_runs)
+    rows = []
+    for target in targets:
+        aware = tfprune.prune(graph, "l1", target_latency=target, latency_table=table,
+                              round_to="auto")
+        grid = [tfprune.prune(graph, "l1", target_macs=m) for m in macs_grid]
+        ms = _timed([base, tfprune.rebuild(base, aware)]
+                    + [tfprune.rebuild(base, p) for p in grid], threads, runs)
+        goal = ms[1] / ms[0]
+        points = [(t / ms[0], tfprune.cost(graph, p).macs / full.macs)
+                  for t, p in zip(ms[2:], grid)]
+        macs = macs_at_latency(points, goal)
+        if macs is None:
+            print(f"{name} {target}: plain l1 never runs at {goal:.3f} of the original "
+                  f"on the grid {points}; skipped", flush=True)
+            continue
+        plain = tfprune.prune(graph, "l1", target_macs=macs)
+        ms = _timed([base, tfprune.rebuild(base, aware), tfprune.rebuild(base, plain)],
+                    threads, runs)
+        for method, plan, t in (("l1+table@latency", aware, ms[1]),
+                                ("l1@latency", plain, ms[2])):
+            start = time.perf_counter()
+            slim = tfprune.rebuild(base, plan)
+            before = protocol.accuracy(slim, test)
+            protocol.train(slim, train, protocol.FINETUNE_EPOCHS,
+                           protocol.FINETUNE_PEAK_LR)
+            c = tfprune.cost(slim)
+            row = {"kind": "accuracy", "model": name, "method": method,
+                   "target": target, "scope": "global",
+                   "round_to": "auto" if plan is aware else 1,
+                   "baseline_acc": round(base_acc, 4), "params": c.params,
+                   "macs": c.macs, "params_ratio": round(c.params / full.params, 4),
+                   "macs_ratio": round(c.macs / full.macs, 4),
+                   "latency_ratio": round(t / ms[0], 4),
+                   "predicted_ratio": round(float(table.predict(plan)) / table.base_ms, 4),
+                   "threads": threads, "acc_before_finetune": round(before, 4),
+                   "test_acc": round(protocol.accuracy(slim, test), 4),
+                   "epochs": f"{protocol.BASELINE_EPOCHS}+{protocol.FINETUNE_EPOCHS}",
+                   "wall_s": round(time.perf_counter() - start, 1)}
+            print(row, flush=True)
+            rows.append(row)
+            if not dry:
+                results.append(row)
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -188,11 +260,18 @@ def main(argv=None):
     p.add_argument("--macs-grid", nargs="+", type=float, default=list(MACS_GRID))
     p.add_argument("--variants", nargs="+", default=None,
                    help="l1 variants as scope:round_to, e.g. global:1 uniform:16")
+    p.add_argument("--parts", nargs="+", default=["latency"],
+                   choices=["latency", "accuracy"])
     p.add_argument("--dry-run", action="store_true", help="print, write no rows")
     args = p.parse_args(argv)
     variants = L1_VARIANTS if args.variants is None else [
         (v.split(":")[0], int(v.split(":")[1])) for v in args.variants]
     for name in args.models:
+        if "accuracy" in args.parts:
+            accuracy_part(name, args.threads, args.runs, args.table_runs, args.targets,
+                          args.macs_grid, args.dry_run)
+        if "latency" not in args.parts:
+            continue
         run_model(name, args.threads, args.runs, args.table_runs, args.targets,
                   args.macs_grid, variants, args.dry_run)
 

@@ -155,6 +155,33 @@ SECTIONS = (
         "Where the time goes, op by op: `benchmarks/profiles.md`.",
         order=_latency_order, derive=_latency_derive,
         names={"target": "target"}, figure="latency"),
+    Section(
+        "Pruning to a measured latency", "latency_target",
+        ("model", "method", "target_latency", "target_macs", "scope", "round_to",
+         "threads", "quantization", "predicted_ratio", "latency_ratio", "target_error",
+         "macs_ratio", "quotient", "original_ms", "ms", "machine"),
+        "Written by `python -m benchmarks.latency_targets` (random weights, "
+        "224x224 for MobileNetV2 and ResNet-50). `l1+table`: `tfprune.prune(..., "
+        "latency_table=table, round_to=\"auto\")` with `target_latency` (a fraction "
+        "of the table's predicted original latency) or `target_macs`; `l1`: plain "
+        "L1 on a grid of MACs targets. All models of one model family are exported "
+        "as float32 and timed in one process, interleaved; `latency_ratio` is the "
+        "measured median against the original's, `predicted_ratio` the table's, "
+        "`target_error` = measured / target - 1 (goal: within ±5%), `quotient` = "
+        "latency ratio / MACs ratio.",
+        order=lambda r: (r["model"], r["method"] != "l1+table", r.get("scope") or "",
+                         str(r.get("round_to")), -float(r.get("target_latency") or 0),
+                         -float(r.get("target_macs") or 0))),
+    Section(
+        "Latency-targeted against plain l1 at equal measured latency", "latency_equal",
+        ("model", "target_latency", "latency_ratio", "macs_ratio", "l1_macs_ratio",
+         "l1_scope", "l1_round_to", "machine"),
+        "From the same run as the table above: for each `l1+table` model, the MACs "
+        "that the best plain-l1 variant (global or uniform, `round_to` 1, 8 or 16) "
+        "keeps at the same measured latency, interpolated on its grid. More MACs "
+        "kept at equal latency means more of the network survives for the same "
+        "speed-up.",
+        names={"macs_ratio": "table MACs ratio", "l1_macs_ratio": "best l1 MACs ratio"}),
 )
 
 
