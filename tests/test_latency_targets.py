@@ -197,6 +197,9 @@ def test_latency_targeted_gated_model_round_trips(model, table, tmp_path):
     assert isinstance(loaded, tfprune.hfp.GatedModel)
     assert loaded.target_latency == target and loaded.target_macs == gated.target_macs
     assert loaded.latency_table.as_dict() == table.as_dict()
+    assert LatencyTable.from_dict(table.as_dict()).as_dict() == table.as_dict()
+    with pytest.raises(ValueError, match="malformed"):
+        LatencyTable.from_dict({**table.as_dict(), "groups": None})
     assert loaded.budget_latency() == gated.budget_latency()
     x, _ = _data(2)
     np.testing.assert_allclose(loaded(x), gated(x), rtol=1e-6)
@@ -211,6 +214,8 @@ def test_attach_checks_the_table(model, table):
     other = small(name="other")
     with pytest.raises(LatencyTableMismatchError, match="another model"):
         tfprune.hfp.attach(other, target_latency=0.5, latency_table=table)
+    with pytest.raises(LatencyTableMismatchError, match="has 16 channels"):
+        table.matched_to(small(widths=(16, 48, 48)))
     # a table given alone: no latency target, but latency is logged and
     # round_to="auto" works
     gated = tfprune.hfp.attach(model, target_macs=0.6, latency_table=table)

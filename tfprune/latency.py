@@ -481,7 +481,10 @@ class LatencyTable:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ValueError(f"{path}: not a tfprune latency table (expected "
                              f"format '{FORMAT}')")
-        table = cls.from_dict(d)
+        try:
+            table = cls.from_dict(d)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
         if model is not None:
             table.check(model)
         return table
@@ -492,6 +495,12 @@ class LatencyTable:
 
         Raises:
             ValueError: `d` is not a latency table's dict.
+
+        Example:
+
+        ```python
+        same = LatencyTable.from_dict(table.as_dict())
+        ```
         """
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ValueError(f"not a tfprune latency table (expected format '{FORMAT}')")
@@ -501,7 +510,7 @@ class LatencyTable:
                        cpu=d.get("cpu"),
                        measured={int(g): v for g, v in (d.get("measured") or {}).items()},
                        interactions=d.get("interactions"))
-        except (KeyError, TypeError, ValueError) as e:
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise ValueError(f"a malformed tfprune latency table ({type(e).__name__}: "
                              f"{e})") from None
 
