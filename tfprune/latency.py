@@ -302,6 +302,24 @@ class LatencyTable:
         ws, ms = row["widths"], row["ms"]
         return float(np.interp(width, ws, ms))  # clamps outside the range
 
+    def pieces(self, group_id):
+        """The group's interpolation as a sum of clipped ramps.
+
+        `group_ms(g, x) == ms0 + sum(slope * clip(x - start, 0, length))`
+        over the returned pieces, for any x (held flat below the narrowest
+        and above the full width); written this way it is differentiable
+        in x with any array library (see `tfprune.hfp`).
+
+        Returns:
+            (ms0, [(start, length, slope), ...]): ms0 the time at the
+            narrowest measured width.
+        """
+        row = self.groups[int(group_id)]
+        ws, ms = row["widths"], row["ms"]
+        return float(ms[0]), [(float(ws[i]), float(ws[i + 1] - ws[i]),
+                               (ms[i + 1] - ms[i]) / (ws[i + 1] - ws[i]))
+                              for i in range(len(ws) - 1)]
+
     def predict(self, plan):
         """Predicted latency (ms) of the model pruned by `plan`.
 
@@ -366,7 +384,69 @@ class LatencyTable:
                         f"latency table group {gid} has {row['widths'][-1]} channels "
                         f"but the model's has {sizes.get(gid)}: measure a new table")
 
+    def matched_to(self, model):
+        """This table for another config of the same architecture.
+
+        The gated copy `tfprune.hfp.attach` makes, and the model its gates
+        fold into, have the measured model's layers under a different
+        config (so another `model_hash`), and may number their channel
+        groups differently. The returned table describes `model`: its
+        groups are found by their producers' names (and must have the same
+        size), its interaction layers by name. Check the table against the
+        measured model first (`check`): this method trusts that `model` is
+        that model in another form.
+
+        Args:
+            model: a `keras.Model` or its `ChannelGraph`.
+
+        Returns:
+            A `LatencyTable` whose `check(model)` passes and whose
+            predictions for `model`'s plans are this table's predictions for
+            the same kept widths.
+
+        Raises:
+            LatencyTableMismatchError: a group's producers or size, or an
+                interaction layer, is not found in `model`.
+
+        Example:
+
+        ```python
+        table.check(model)
+        folded = tfprune.hfp.fold_gates(tfprune.hfp.attach(model, target_macs=0.5))
+        print(table.matched_to(folded).predict(some_plan_of_folded))
+        ```
+        """
+        graph = model if isinstance(model, ChannelGraph) else analyze(model)
+        by_producers = {tuple(g.producers): g for g in graph.groups}
+        groups, new_id = {}, {}
+        for gid, row in self.groups.items():
+            group = by_producers.get(tuple(row["producers"]))
+            if group is None or group.size != row["widths"][-1]:
+                found = "not found" if group is None else f"has {group.size} channels"
+                raise LatencyTableMismatchError(
+                    f"latency table group {gid} (producers {row['producers']}, "
+                    f"{row['widths'][-1]} channels) {found} in model "
+                    f"'{graph.model.name}': the table was measured for another model")
+            groups[group.id] = row
+            new_id[gid] = group.id
+        nodes = {n.name: n for n in graph.nodes}
+        interactions = []
+        for row in self.interactions:
+            node = nodes.get(row["layer"])
+            if node is None or not node.inputs or not node.outputs:
+                raise LatencyTableMismatchError(
+                    f"latency table layer '{row['layer']}' is not in model "
+                    f"'{graph.model.name}': the table was measured for another model")
+            interactions.append({**row, "in": node.inputs[0], "out": node.outputs[0]})
+        return LatencyTable(model_hash(graph.model), self.base_ms, groups,
+                            threads=self.threads, quantization=self.quantization,
+                            litert=self.litert, cpu=self.cpu,
+                            measured={new_id[g]: ms for g, ms in self.measured.items()
+                                      if g in new_id},
+                            interactions=interactions)
+
     def as_dict(self):
+        """The table as a JSON-compatible dict (what `save` writes)."""
         return {"format": FORMAT, "model_hash": self.model_hash,
                 "threads": self.threads, "quantization": self.quantization,
                 "litert": self.litert, "cpu": self.cpu, "base_ms": self.base_ms,
@@ -401,14 +481,38 @@ class LatencyTable:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ValueError(f"{path}: not a tfprune latency table (expected "
                              f"format '{FORMAT}')")
-        table = cls(d["model_hash"], d["base_ms"], d["groups"], threads=d["threads"],
-                    quantization=d["quantization"], litert=d.get("litert"),
-                    cpu=d.get("cpu"),
-                    measured={int(g): v for g, v in d.get("measured", {}).items()},
-                    interactions=d.get("interactions"))
+        try:
+            table = cls.from_dict(d)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
         if model is not None:
             table.check(model)
         return table
+
+    @classmethod
+    def from_dict(cls, d):
+        """The table `as_dict` returned (e.g. read from JSON).
+
+        Raises:
+            ValueError: `d` is not a latency table's dict.
+
+        Example:
+
+        ```python
+        same = LatencyTable.from_dict(table.as_dict())
+        ```
+        """
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ValueError(f"not a tfprune latency table (expected format '{FORMAT}')")
+        try:
+            return cls(d["model_hash"], d["base_ms"], d["groups"], threads=d["threads"],
+                       quantization=d["quantization"], litert=d.get("litert"),
+                       cpu=d.get("cpu"),
+                       measured={int(g): v for g, v in (d.get("measured") or {}).items()},
+                       interactions=d.get("interactions"))
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"a malformed tfprune latency table ({type(e).__name__}: "
+                             f"{e})") from None
 
     def __repr__(self):
         return (f"<LatencyTable {len(self.groups)} groups, base {self.base_ms:.3f} ms, "

@@ -64,7 +64,8 @@ def parser():
                    "the widths --latency-table measured")
     r.add_argument("--target-latency", type=latency_target,
                    help="predicted LiteRT latency: a fraction of the original's "
-                   "(<= 1), milliseconds (> 1) or e.g. 0.8ms; needs --latency-table")
+                   "(<= 1), milliseconds (> 1) or e.g. 0.8ms; needs --latency-table "
+                   "(methods l1, l2, bn, hfp, ga)")
     r.add_argument("--latency-table", help="a table from `tfprune latency`")
     r.add_argument("--plan", help="also write the plan as JSON to this .json file")
     r.add_argument("--from-plan", help="rebuild from this plan JSON instead of "

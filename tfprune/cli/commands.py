@@ -53,9 +53,9 @@ def prune(args):
     if args.round_to == "auto" and not table_path:
         raise CliError("--round-to auto reads the widths from --latency-table "
                        "table.json")
-    if target_latency is not None and args.method in ("hfp", "ga", "smof"):
-        raise CliError(f"--target-latency works with --method l1, l2 or bn, not "
-                       f"{args.method}")
+    if target_latency is not None and args.method in ("smof", "prunenet"):
+        raise CliError(f"--target-latency works with --method l1, l2, bn, hfp or ga, "
+                       f"not {args.method}")
     check_outputs(inputs=[args.model, args.from_plan, table_path],
                   outputs=[(args.output, ".keras", "-o"), (args.plan, ".json", "--plan")])
     plan_text = read_text(args.from_plan, "plan file") if args.from_plan else None
@@ -70,7 +70,7 @@ def prune(args):
     if plan_text is not None:
         plan = tfprune.PruningPlan.from_json(plan_text, graph)
     elif args.method in ("hfp", "ga", "smof", "prunenet"):
-        plan, model = _trained_plan(args, model, graph)
+        plan, model = _trained_plan(args, model, graph, target_latency, table)
     else:
         plan = tfprune.prune(graph, criterion=args.method, target_macs=args.target_macs,
                              target_params=args.target_params, scope=args.scope,
@@ -89,7 +89,10 @@ def prune(args):
     print(f"{'ratio':<8} {after.params / before.params:>14.3f} "
           f"{after.macs / before.macs:>16.3f}")
     if table is not None:
-        predicted = table.predict(plan)
+        # hfp plans the model with its gates folded: the same layers under
+        # another config (the table was checked against the input model).
+        predicted = (table if plan.graph is graph else table.matched_to(plan.graph)
+                     ).predict(plan)
         print(f"predicted LiteRT latency: {table.base_ms:.3f} ms -> {predicted:.3f} ms "
               f"(ratio {predicted / table.base_ms:.3f}, {table.threads} thread(s), "
               f"{table.quantization})")
@@ -97,9 +100,10 @@ def prune(args):
     return 0
 
 
-def _trained_plan(args, model, graph):
+def _trained_plan(args, model, graph, target_latency=None, table=None):
     """Plans that need data: HFP trains gates, the GA searches on samples,
-    PruneNet scores channels on 512 calibration samples.
+    PruneNet scores channels on 512 calibration samples. hfp and ga also
+    take the latency target and its table.
 
     Returns (plan, the model to rebuild: the gated one for HFP).
     """
@@ -115,7 +119,9 @@ def _trained_plan(args, model, graph):
         # Both train their masks inside fit against the budget, the same way.
         if args.method == "hfp":
             trained = tfprune.hfp.attach(model, target_macs=args.target_macs,
-                                         target_params=args.target_params)
+                                         target_params=args.target_params,
+                                         target_latency=target_latency,
+                                         latency_table=table)
             schedule = tfprune.callbacks.HolisticBudget(ramp_epochs=1, round_to=args.round_to)
         else:
             trained = tfprune.smof.attach(model, target_macs=args.target_macs,
@@ -140,7 +146,8 @@ def _trained_plan(args, model, graph):
     search = tfprune.search.GeneticChannelSearch(
         model, (x[idx], y[idx]), target_macs=args.target_macs,
         target_params=args.target_params, round_to=args.round_to,
-        generations=args.generations)
+        generations=args.generations, target_latency=target_latency,
+        latency_table=table)
     return search.run(), model
 
 

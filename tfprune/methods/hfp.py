@@ -16,8 +16,11 @@ below are tfprune's own and are the documented family's standard ones:
   `threshold`. The forward pass uses that hard count, so the budget loss sees
   the size the pruned network will really have; gradients flow through the
   factors themselves (straight-through estimator).
-- Budget loss: `weight * relu(cost / target - 1)` for MACs and/or params,
-  computed with `tfprune.cost`'s formulas over those counts. It is zero once
+- Budget loss: `weight * relu(cost / target - 1)` for MACs, params and/or
+  predicted latency, computed with `tfprune.cost`'s formulas over those
+  counts, and for latency with a `tfprune.latency.LatencyTable`'s
+  prediction (its piecewise-linear time per group, written as a sum of
+  clipped ramps so that it has a gradient, plus its interaction term). It is zero once
   the budget is met, so training is otherwise left alone. The strongest
   channel of each group always counts and is never pushed, so no group
   dies. Once hardened, a channel counts when its mask is 1 (what the plan
@@ -77,7 +80,8 @@ from tfprune.core.graph import analyze
 from tfprune.core.plan import PruningPlan
 from tfprune.core.replicas import MultiWorkerFit, per_replica, strategy_scope
 from tfprune.errors import InvalidPlanError, TfpruneError
-from tfprune.ranking.budget import fit_plan, resolve_target
+from tfprune.latency import LatencyTable
+from tfprune.ranking.budget import fit_plan, resolve_latency_target, resolve_target
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
@@ -85,12 +89,16 @@ class GatedModel(MultiWorkerFit, keras.Model):
     """A functional model with `ChannelGate`s and a budget loss.
 
     Made by `tfprune.hfp.attach`. Its loss is the compiled loss plus the
-    budget loss; `budget_cost()` gives the current (hard) params and MACs.
+    budget loss; `budget_cost()` gives the current (hard) params and MACs,
+    `budget_latency()` the predicted latency.
 
     Args:
         inputs, outputs: as for a functional `keras.Model`.
         target_macs: MACs target (absolute count).
         target_params: params target (absolute count).
+        target_latency: predicted latency target in milliseconds.
+        latency_table: the `LatencyTable` (or its `as_dict()`) of the model
+            before gating; needed for `target_latency`.
         weight: weight of the budget loss.
         threshold: factor below which a channel counts as removed.
     """
@@ -100,6 +108,15 @@ class GatedModel(MultiWorkerFit, keras.Model):
     def __init__(self, *args, **kwargs):
         self.target_macs = kwargs.pop("target_macs", None)
         self.target_params = kwargs.pop("target_params", None)
+        target_latency = kwargs.pop("target_latency", None)
+        self.target_latency = None if target_latency is None else float(target_latency)
+        table = kwargs.pop("latency_table", None)
+        if isinstance(table, dict):
+            table = LatencyTable.from_dict(table)
+        if self.target_latency is not None and table is None:
+            raise ValueError("target_latency needs latency_table= (a LatencyTable "
+                             "measured for the model before gating).")
+        self.latency_table = table
         self.weight = float(kwargs.pop("weight", 5.0))
         self.threshold = float(kwargs.pop("threshold", 0.05))
         super().__init__(*args, **kwargs)
@@ -135,21 +152,33 @@ class GatedModel(MultiWorkerFit, keras.Model):
         params, macs = self.budget.cost(hard_numpy=True)
         return float(params), float(macs)
 
+    def budget_latency(self):
+        """Predicted latency (ms) if pruned at `threshold` now (None without
+        a latency table): `latency_table.predict` of those channels."""
+        if self.latency_table is None:
+            return None
+        return float(self.budget.latency(hard_numpy=True))
+
     def get_config(self):
+        table = self.latency_table
         return {**super().get_config(), "target_macs": self.target_macs,
-                "target_params": self.target_params, "weight": self.weight,
-                "threshold": self.threshold}
+                "target_params": self.target_params,
+                "target_latency": self.target_latency,
+                "latency_table": None if table is None else table.as_dict(),
+                "weight": self.weight, "threshold": self.threshold}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         extra = {k: config.pop(k) for k in
-                 ("target_macs", "target_params", "weight", "threshold") if k in config}
+                 ("target_macs", "target_params", "target_latency", "latency_table",
+                  "weight", "threshold") if k in config}
         model = keras.Model.from_config(config, custom_objects=custom_objects)
         return cls(*model_structure(model), name=model.name, **extra)
 
 
 class _SoftBudget:
-    """The cost formulas of `tfprune.cost`, over the gates' channel counts."""
+    """The cost formulas of `tfprune.cost` and the latency table's
+    prediction, over the gates' channel counts."""
 
     def __init__(self, model):
         self.model = model
@@ -176,10 +205,17 @@ class _SoftBudget:
                 constant[0] += p
                 constant[1] += m
         self.constant = constant
-        self.targets = [(model.target_macs, 1), (model.target_params, 0)]
+        table = getattr(model, "latency_table", None)
+        # The table describes the model before gating: find its groups and
+        # layers in the gated graph by name.
+        self.table = None if table is None else table.matched_to(graph)
+        self._shares = self._interaction_shares() if self.table is not None else []
+        self.targets = [(model.target_macs, "macs"), (model.target_params, "params"),
+                        (getattr(model, "target_latency", None), "latency")]
         ones = np.ones(graph.num_channels, dtype="float32")
         params, macs = self._cost_with(ones, np.take, np.sum)
-        self.full = [float(macs), float(params)]
+        self.full = {"macs": float(macs), "params": float(params),
+                     "latency": None if self.table is None else self.table.base_ms}
 
     def _presence(self, hard_numpy):
         """Per-channel presence over the graph's channel numbering.
@@ -229,18 +265,76 @@ class _SoftBudget:
             params, macs = params + p, macs + m
         return params, macs
 
+    def _interaction_shares(self):
+        """Per interaction row of the table: (s_in, s_out) over group ids,
+        each group's share of the layer's input (output) channels, as
+        `LatencyTable._interaction_ms` computes them."""
+        graph = self.graph
+        owner = np.array([graph.group_id_of_channel(c)
+                          for c in range(graph.num_channels)], dtype=int)
+        n = len(graph.groups)
+        return [tuple(np.bincount(owner[graph.channels[row[k]]], minlength=n)
+                      / len(graph.channels[row[k]]) for k in ("in", "out"))
+                for row in self.table.interactions]
+
+    def latency(self, hard_numpy=False):
+        """The table's predicted latency (ms) at the gates' channel counts.
+
+        With `hard_numpy`, a float computed in numpy (float64) that equals
+        `table.predict` of a plan keeping the counted channels; otherwise a
+        tensor whose gradient reaches the gates (straight-through counts).
+        """
+        presence = self._presence(hard_numpy)
+        if hard_numpy:
+            presence = presence.astype(np.float64)
+            ops, total = np, np.sum
+        else:
+            ops, total = keras.ops, keras.ops.sum
+        table = self.table
+        result = table.base_ms
+        saved = {}  # D_g = 1 - t_g(count) / t_g(full), the relative time saved
+        for gid, row in table.groups.items():
+            g = self.graph.groups[gid]
+            count = total(presence[g.offset:g.offset + g.size])
+            ms0, pieces = table.pieces(gid)
+            ms = ms0
+            for start, length, slope in pieces:
+                ms = ms + slope * ops.minimum(ops.maximum(count - start, 0.0), length)
+            full = row["ms"][-1]
+            result = result + (ms - full)
+            if full > 0:
+                saved[gid] = 1.0 - ms / full
+        for row, (s_in, s_out) in zip(table.interactions, self._shares):
+            d = [(v, s_in[gid], s_out[gid]) for gid, v in saved.items()
+                 if s_in[gid] or s_out[gid]]
+            if not d:
+                continue
+            # sum over a != b of D_a s_in[a] * D_b s_out[b]
+            d_in = sum(v * a for v, a, _ in d)
+            d_out = sum(v * b for v, _, b in d)
+            same = sum(v * v * a * b for v, a, b in d)
+            result = result + row["ms"] * (d_in * d_out - same)
+        return float(result) if hard_numpy else result
+
     def loss(self):
-        cost_ = self.cost()
+        figures = {}
+        needed = {key for target, key in self.targets if target}
+        if needed & {"macs", "params"}:
+            figures["params"], figures["macs"] = self.cost()
+        if "latency" in needed:
+            figures["latency"] = self.latency()
         progress = keras.ops.convert_to_tensor(self.model.budget_progress)
         loss = 0.0
-        for (target, index), full in zip(self.targets, self.full):
+        for target, key in self.targets:
             if target:
+                full = self.full[key]
                 current = full - progress * (full - target)
-                loss = loss + keras.ops.relu(cost_[index] / current - 1.0)
+                loss = loss + keras.ops.relu(figures[key] / current - 1.0)
         return self.model.weight * self.model.budget_active * loss
 
 
-def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.05):
+def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.05,
+           target_latency=None, latency_table=None):
     """A copy of `model` with a `ChannelGate` on every prunable group.
 
     Args:
@@ -249,6 +343,12 @@ def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.
         target_params: the same for params.
         weight: weight of the budget loss against the task loss.
         threshold: gate factor under which a channel counts as removed.
+        target_latency: predicted LiteRT latency: a fraction (<= 1) of the
+            table's `base_ms`, milliseconds (> 1), or a string such as
+            "0.8ms"; stored in milliseconds. Needs `latency_table`.
+        latency_table: a `tfprune.latency.LatencyTable` measured for
+            `model`; with it (even without `target_latency`) `plan` can
+            take `round_to="auto"` and `HolisticBudget` logs `latency_ms`.
 
     Returns:
         A `GatedModel` with the same weights; compile and fit it as usual,
@@ -262,23 +362,36 @@ def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.
     gated.fit(train, epochs=5, callbacks=[tfprune.callbacks.HolisticBudget()])
     plan = tfprune.hfp.plan(gated)
     slim = tfprune.rebuild(gated, plan)
+
+    table = tfprune.latency.LatencyTable.measure(model, threads=1)
+    gated = tfprune.hfp.attach(model, target_latency=0.5, latency_table=table)
     ```
     """
-    if target_macs is None and target_params is None:
-        raise ValueError("give target_macs or target_params (or both).")
+    if target_macs is None and target_params is None and target_latency is None:
+        raise ValueError("give target_macs, target_params and/or target_latency "
+                         "(with latency_table).")
+    if target_latency is not None and latency_table is None:
+        raise ValueError("target_latency needs latency_table=, measured with "
+                         "tfprune.latency.LatencyTable.measure(model).")
     # Under a tf.distribute strategy the gated copy's variables (weights,
     # gates, budget progress) belong to the strategy of the model.
     with strategy_scope(model):
-        return _attach(model, target_macs, target_params, weight, threshold)
+        return _attach(model, target_macs, target_params, weight, threshold,
+                       target_latency, latency_table)
 
 
-def _attach(model, target_macs, target_params, weight, threshold):
+def _attach(model, target_macs, target_params, weight, threshold, target_latency=None,
+            latency_table=None):
     graph = analyze(model)
     if any(n.class_name == GATE for n in graph.nodes):
         raise TfpruneError(f"model '{model.name}' already has channel gates.")
     base = cost(graph)
     macs = resolve_target(target_macs, base.macs, "target_macs")
     params = resolve_target(target_params, base.params, "target_params")
+    latency = None
+    if latency_table is not None:
+        latency_table.check(graph)  # measured for this model, before gating
+        latency = resolve_latency_target(target_latency, latency_table.base_ms)
     positions = gate_positions(graph)
     if not positions:
         raise TfpruneError(
@@ -289,8 +402,8 @@ def _attach(model, target_macs, target_params, weight, threshold):
     plain = keras.saving.deserialize_keras_object(serialized)
     copy_weights_by_name(model, plain, skip=gates)
     return GatedModel(*model_structure(plain), name=model.name,
-                      target_macs=macs, target_params=params, weight=weight,
-                      threshold=threshold)
+                      target_macs=macs, target_params=params, target_latency=latency,
+                      latency_table=latency_table, weight=weight, threshold=threshold)
 
 
 def gate_scores(model):
@@ -316,17 +429,20 @@ def _gate_layers(model):
     return layers
 
 
-def choose(model, target_macs=None, target_params=None, round_to=1):
+def choose(model, target_macs=None, target_params=None, round_to=1, target_latency=None,
+           latency_table=None):
     """The channels `harden` would keep: producers -> bool array per gate.
 
     Args:
         model: a `GatedModel`.
-        target_macs, target_params, round_to: as for `plan`.
+        target_macs, target_params, round_to, target_latency, latency_table:
+            as for `plan`.
 
     Returns:
         A dict (producer names of a gated group) -> bool array (True: kept).
     """
-    chosen = plan(model, target_macs, target_params, round_to)
+    chosen = plan(model, target_macs, target_params, round_to,
+                  target_latency=target_latency, latency_table=latency_table)
     kept = {tuple(g.producers): chosen.keep[g.id] for g in chosen.graph.groups}
     out = {}
     for producers, layer in _gate_layers(model).items():
@@ -336,7 +452,8 @@ def choose(model, target_macs=None, target_params=None, round_to=1):
     return out
 
 
-def harden(model, keep=None, target_macs=None, target_params=None, round_to=1):
+def harden(model, keep=None, target_macs=None, target_params=None, round_to=1,
+           target_latency=None, latency_table=None):
     """Fixes the channels to remove: their gates become exactly zero.
 
     The channels `plan` would remove get gate and mask 0 (the mask keeps
@@ -347,61 +464,99 @@ def harden(model, keep=None, target_macs=None, target_params=None, round_to=1):
     Args:
         model: a `GatedModel`.
         keep: the result of `choose` (computed now when None).
-        target_macs, target_params, round_to: as for `plan`.
+        target_macs, target_params, round_to, target_latency, latency_table:
+            as for `plan`.
 
     Returns:
         `model`.
     """
     if keep is None:
-        keep = choose(model, target_macs, target_params, round_to)
+        keep = choose(model, target_macs, target_params, round_to,
+                      target_latency=target_latency, latency_table=latency_table)
     for producers, layer in _gate_layers(model).items():
         layer.harden(keep[producers])
     model.budget_active.assign(0.0)
     return model
 
 
-def plan(model, target_macs=None, target_params=None, round_to=1):
+def plan(model, target_macs=None, target_params=None, round_to=1, target_latency=None,
+         latency_table=None):
     """The pruning plan of a trained `GatedModel`, meeting its budget.
 
     Channels are ranked by gate factor over the whole network; the plan is
-    the least pruning whose cost is within the target (by default the one
+    the least pruning whose cost is within the target (by default the ones
     given to `attach`). For a hardened model (`harden`, `HolisticBudget`)
-    without a new target, it removes exactly the hardened channels. Groups without a gate keep every channel unless the
-    target cannot be met otherwise.
+    without a new target, it removes exactly the hardened channels. Groups
+    without a gate keep every channel unless the target cannot be met
+    otherwise.
 
     Args:
         model: a `GatedModel` (or any model with `ChannelGate`s).
-        target_macs, target_params: override the targets given to `attach`
-            (fractions of the ungated model's cost, or counts).
-        round_to: kept widths are multiples of this.
+        target_macs, target_params, target_latency: override the targets
+            given to `attach` (all of them: fractions of the ungated
+            model's cost, or counts; latency as for `attach`).
+        round_to: kept widths are multiples of this; "auto" keeps only the
+            widths the latency table measured.
+        latency_table: the `LatencyTable` of the model before gating; by
+            default the one given to `attach`.
 
     Returns:
-        A `PruningPlan`; `tfprune.rebuild(model, plan)` folds the gates and
-        slices the weights.
+        A `PruningPlan` of the model with its gates folded;
+        `tfprune.rebuild(model, plan)` folds the gates and slices the
+        weights. Predict its latency with
+        `table.matched_to(plan.graph).predict(plan)`.
+
+    Example:
+
+    ```python
+    plan = tfprune.hfp.plan(gated, round_to="auto")  # the table's widths
+    slim = tfprune.rebuild(gated, plan)
+    ```
     """
     hardened = getattr(model, "hardened", False)
-    if target_macs is None and target_params is None:
+    if latency_table is None:
+        latency_table = getattr(model, "latency_table", None)
+    if target_macs is None and target_params is None and target_latency is None:
         target_macs = getattr(model, "target_macs", None)
         target_params = getattr(model, "target_params", None)
+        target_latency = getattr(model, "target_latency", None)
+        if target_latency is not None:  # stored in ms, whatever its size
+            target_latency = f"{float(target_latency)!r}ms"
     else:
         hardened = False  # a new target: plan it from the factors
+    if target_latency is not None and latency_table is None:
+        raise ValueError("target_latency needs latency_table= (a LatencyTable "
+                         "measured for the model before gating).")
     scores = gate_scores(model)
     folded = fold_gates(model)
     graph = analyze(folded)
+    # The table was checked against the model before gating (attach); the
+    # folded model is that model under another config: match it by names.
+    table = None if latency_table is None else latency_table.matched_to(graph)
+    auto = isinstance(round_to, str) and round_to == "auto"
+    if auto and table is None:
+        raise ValueError("round_to='auto' reads the widths from a latency table: "
+                         "pass latency_table= here or to attach.")
     if hardened:  # the channels `harden` chose, exactly
         layers = _gate_layers(model)
         keep = {g.id: np.flatnonzero(keras.ops.convert_to_numpy(
                     layers[tuple(g.producers)].mask) > 0)
                 for g in graph.groups if tuple(g.producers) in layers}
         try:
-            return PruningPlan(graph, keep, round_to=round_to if round_to > 1 else None)
+            chosen = PruningPlan(graph, keep, round_to=None if auto or int(round_to) <= 1
+                                 else round_to)
+            if not auto or all(
+                    len(chosen.keep[gid]) in table.steps(gid) for gid in table.groups
+                    if gid in chosen.keep):
+                return chosen
         except InvalidPlanError:
             pass  # hardened for another round_to: plan from the factors
     # Ungated groups score above any gate (factors are <= 1): pruned last.
     full = {g.id: scores.get(tuple(g.producers), 10.0 + np.zeros(g.size))
             for g in graph.groups}
     return fit_plan(graph, full, target_macs=target_macs, target_params=target_params,
-                    scope="global", round_to=round_to, normalize=False)
+                    scope="global", round_to=round_to, normalize=False,
+                    target_latency=target_latency, latency_table=table)
 
 
 class HolisticBudget(keras.callbacks.Callback):
@@ -416,7 +571,9 @@ class HolisticBudget(keras.callbacks.Callback):
     pruning will return, so pruning changes nothing. Training always ends
     hardened. Adds `macs`, `params`, `macs_ratio`, `params_ratio` (against
     the model before gating) and `budget_loss` to `logs` at the end of
-    every epoch. Place it before `CSVLogger` / `TensorBoard` in the
+    every epoch, and with a latency table (`attach(latency_table=...)`)
+    `latency_ms` and `latency_ratio` (the table's prediction, against its
+    `base_ms`). Place it before `CSVLogger` / `TensorBoard` in the
     callbacks list.
 
     Args:
@@ -425,8 +582,9 @@ class HolisticBudget(keras.callbacks.Callback):
             leaves the gates soft (the pruned model then differs from the
             gated one by the removed channels' small factors).
         fade_epochs: epochs over which chosen gates go to zero (0: at once).
-        round_to: as for `plan`; give the same value to both, so that the
-            plan removes exactly the hardened channels.
+        round_to: as for `plan` (a multiple, or "auto" for the latency
+            table's widths); give the same value to both, so that the plan
+            removes exactly the hardened channels.
 
     Example:
 
@@ -438,7 +596,7 @@ class HolisticBudget(keras.callbacks.Callback):
 
     def __init__(self, ramp_epochs=1, harden=True, fade_epochs=0.0, round_to=1):
         super().__init__()
-        self.round_to = int(round_to)
+        self.round_to = round_to if isinstance(round_to, str) else int(round_to)
         self.ramp_epochs = float(ramp_epochs)
         self.harden = bool(harden)
         self.fade_epochs = float(fade_epochs)
@@ -518,3 +676,7 @@ class HolisticBudget(keras.callbacks.Callback):
         logs["macs_ratio"] = macs / self._base.macs
         logs["params_ratio"] = params / self._base.params
         logs["budget_loss"] = float(keras.ops.convert_to_numpy(self.model.budget.loss()))
+        latency = self.model.budget_latency()
+        if latency is not None:
+            logs["latency_ms"] = latency
+            logs["latency_ratio"] = latency / self.model.latency_table.base_ms

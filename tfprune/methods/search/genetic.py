@@ -156,7 +156,8 @@ class GeneticChannelSearch:
         population: chromosomes per generation.
         generations: generations per group.
         seed: makes the search reproducible (same seed, same plan).
-        round_to: kept widths are multiples of this.
+        round_to: kept widths are multiples of this; "auto": the widths
+            `latency_table` measured.
         fitness: "two_step" (default) or "real_loss" (every candidate
             evaluated by the real loss; slow, for comparison).
         real_loss_top: candidates per generation given the real-loss step.
@@ -164,6 +165,11 @@ class GeneticChannelSearch:
         batch_size: samples in the real-loss batch.
         from_logits: whether the model outputs logits.
         verbose: print a progress bar per group.
+        target_latency: predicted latency target: a fraction (<= 1) of the
+            table's `base_ms`, milliseconds (> 1) or a string such as
+            "0.8ms" (see `allocate`).
+        latency_table: a `tfprune.latency.LatencyTable` measured for
+            `model`; needed for `target_latency` and `round_to="auto"`.
 
     Attributes:
         history: dict group id -> best fitness per generation.
@@ -185,13 +191,20 @@ class GeneticChannelSearch:
                                                  target_macs=1/3, sensitivity=sens)
     plan = search.run()
     slim = tfprune.rebuild(model, plan)
+
+    table = tfprune.latency.LatencyTable.measure(model, threads=1)
+    search = tfprune.search.GeneticChannelSearch(model, (x_cal, y_cal), target_latency=0.5,
+                                                 latency_table=table, sensitivity=sens)
     ```
     """
 
     def __init__(self, model, calib_data, target_macs=None, target_params=None,
                  sensitivity=None, population=32, generations=30, seed=0, round_to=1,
                  fitness="two_step", real_loss_top=2, positions=1024, batch_size=256,
-                 from_logits=True, verbose=True):
+                 from_logits=True, verbose=True, target_latency=None, latency_table=None):
+        if target_latency is not None and latency_table is None:
+            raise ValueError("target_latency needs latency_table=, measured with "
+                             "tfprune.latency.LatencyTable.measure(model).")
         if fitness not in ("two_step", "real_loss"):
             raise ValueError(f"fitness must be 'two_step' or 'real_loss', got {fitness!r}.")
         if population < 4:
@@ -200,6 +213,9 @@ class GeneticChannelSearch:
         self.model = self.graph.model
         self.x, self.y = as_arrays(calib_data)
         self.target_macs, self.target_params = target_macs, target_params
+        self.target_latency, self.latency_table = target_latency, latency_table
+        if latency_table is not None:
+            latency_table.check(self.graph)
         self.sensitivity = sensitivity
         self.population, self.generations = int(population), int(generations)
         self.seed, self.round_to, self.fitness = seed, round_to, fitness
@@ -244,7 +260,9 @@ class GeneticChannelSearch:
             if self.sensitivity is None:
                 self.sensitivity = sensitivity(graph, (self.x, self.y))
             self.counts = allocate(graph, self.sensitivity, self.target_macs,
-                                   self.target_params, self.round_to)
+                                   self.target_params, self.round_to,
+                                   target_latency=self.target_latency,
+                                   latency_table=self.latency_table)
         scores = magnitude(graph)
         working = zero_out(self.model, graph.plan())
         editor = ConsumerWeights(graph, working)
@@ -289,7 +307,8 @@ class GeneticChannelSearch:
         if choices is None:  # refit() scores given subsets; it is no search
             self.search_seconds = time.perf_counter() - start
         self.working_model = working  # the original size, computing what the plan does
-        plan = PruningPlan(graph, keep, round_to=self.round_to if self.round_to > 1 else None)
+        step = None if isinstance(self.round_to, str) or self.round_to <= 1 else self.round_to
+        plan = PruningPlan(graph, keep, round_to=step)
         plan.refits = refits
         return plan
 

@@ -12,7 +12,7 @@ from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.plan import PruningPlan
 from tfprune.core.rebuild import zero_out
 from tfprune.errors import TargetUnreachableError
-from tfprune.ranking.budget import resolve_target
+from tfprune.ranking.budget import resolve_latency_target, resolve_target
 from tfprune.ranking.importance import magnitude, top_channels
 
 
@@ -175,7 +175,7 @@ def sensitivity(model, val_data, ratios=(0.25, 0.5, 0.75), limit=1024,
 
 
 def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, steps=16,
-             min_keep=0.1):
+             min_keep=0.1, target_latency=None, latency_table=None):
     """Keep counts per group meeting the target, guided by sensitivity.
 
     Rule (greedy on sensitivity per MAC): start from full widths and
@@ -183,7 +183,8 @@ def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, step
     least `round_to` channels) costs the least loss increase per unit saved,
     until every target is met. Savings are measured relative to each target
     and only on targets not yet met, so with both a MACs and a params target
-    the search turns to the params-heavy layers once MACs fit. No group
+    the search turns to the params-heavy layers once MACs fit (latency, as
+    `latency_table.predict` gives it, is one more such target). No group
     goes below `min_keep` of its width (at least one channel): the
     sensitivity curves are measured one group at a time and say nothing
     reliable about a layer thinned to a handful of channels.
@@ -192,19 +193,45 @@ def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, step
         graph: the model's `ChannelGraph`.
         sens: a `Sensitivity` of the same model.
         target_macs, target_params: fractions (<= 1) or counts.
-        round_to: keep counts are multiples of this (or the full width).
+        round_to: keep counts are multiples of this (or the full width);
+            "auto": the widths `latency_table` measured (a group steps down
+            to its next measured width; groups the table lacks keep theirs).
         steps: a group shrinks by 1/`steps` of its width at a time.
         min_keep: smallest fraction of a group's width kept.
+        target_latency: predicted latency: a fraction (<= 1) of the table's
+            `base_ms`, milliseconds (> 1) or a string such as "0.8ms".
+        latency_table: a `tfprune.latency.LatencyTable` measured for the
+            model; needed for `target_latency` and `round_to="auto"`.
 
     Returns:
         dict group id -> number of channels to keep.
+
+    Example:
+
+    ```python
+    counts = allocate(graph, sens, target_latency=0.5, latency_table=table)
+    ```
     """
+    if target_latency is not None and latency_table is None:
+        raise ValueError("target_latency needs latency_table=, measured with "
+                         "tfprune.latency.LatencyTable.measure(model).")
+    auto = isinstance(round_to, str)
+    if auto and (round_to != "auto" or latency_table is None):
+        raise ValueError(f"round_to must be a positive integer or 'auto' (with "
+                         f"latency_table=), got {round_to!r}.")
+    if latency_table is not None:
+        latency_table.check(graph)
     base = cost(graph)
     limits = [(resolve_target(target_macs, base.macs, "target_macs"), "macs"),
               (resolve_target(target_params, base.params, "target_params"), "params")]
+    if latency_table is not None:
+        limits.append((resolve_latency_target(target_latency, latency_table.base_ms),
+                       "latency"))
     limits = [(v, k) for v, k in limits if v is not None]
     if not limits:
-        raise ValueError("give target_macs or target_params (or both).")
+        raise ValueError("give target_macs, target_params and/or target_latency "
+                         "(with latency_table).")
+    needed = {k for _, k in limits}
     scores = magnitude(graph)
     groups = [g for g in graph.prunable_groups if g.id in sens.loss]
     counts = {g.id: g.size for g in groups}
@@ -220,27 +247,46 @@ def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, step
                 keep[g.id] = sorted(kept)
         return PruningPlan(graph, keep)
 
-    def over(c_):
-        return sum(max(0.0, getattr(c_, k) - v) / v for v, k in limits)
+    def figures(c_):
+        plan = plan_of(c_)
+        out = {}
+        if needed & {"macs", "params"}:
+            total = cost(graph, plan)
+            out.update({k: getattr(total, k) for k in needed & {"macs", "params"}})
+        if "latency" in needed:
+            out["latency"] = latency_table.predict(plan)
+        return out
 
-    current = cost(graph, plan_of(counts))
+    def over(f):
+        return sum(max(0.0, f[k] - v) / v for v, k in limits)
+
+    def next_width(g):
+        """The next narrower keep count of `g`, or None."""
+        if auto:
+            floor = max(1, int(math.ceil(min_keep * g.size)))
+            widths = [w for w in (latency_table.steps(g.id) if g.id in latency_table.groups
+                                  else []) if floor <= w < counts[g.id]]
+            return max(widths) if widths else None
+        step = max(round_to, int(math.ceil(g.size / steps)))
+        n = counts[g.id] - step
+        if round_to > 1:
+            n = (n // round_to) * round_to
+        floor = round_to * int(math.ceil(min_keep * g.size / round_to))
+        n = max(n, min(g.size, max(round_to, floor)), 1)
+        return n if n < counts[g.id] else None
+
+    current = figures(counts)
     while over(current) > 0:
         best = None
         for g in groups:
-            step = max(round_to, int(math.ceil(g.size / steps)))
-            n = counts[g.id] - step
-            if round_to > 1:
-                n = (n // round_to) * round_to
-            floor = round_to * int(math.ceil(min_keep * g.size / round_to))
-            n = max(n, min(g.size, max(round_to, floor)), 1)
-            if n >= counts[g.id]:
+            n = next_width(g)
+            if n is None:
                 continue
             trial = {**counts, g.id: n}
-            c = cost(graph, plan_of(trial))
+            c = figures(trial)
             # Savings count only on limits still exceeded, each relative to its
             # limit, so a params target is not drowned by the larger MACs numbers.
-            saved = sum((getattr(current, k) - getattr(c, k)) / v
-                        for v, k in limits if getattr(current, k) > v)
+            saved = sum((current[k] - c[k]) / v for v, k in limits if current[k] > v)
             if saved <= 0:
                 continue
             harm = sens.drop(g.id, 1 - n / g.size) - sens.drop(g.id, 1 - counts[g.id] / g.size)
