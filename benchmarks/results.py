@@ -48,6 +48,7 @@ CONFIG_KEYS = {
                    "dynamic_batch", "train_images", "batch_size"),
     "latency": ("framework", "model", "method", "target", "scope", "round_to",
                 "quantization", "threads"),
+    "smof_latency": ("model", "input_shape", "method", "target", "quantization", "threads"),
 }
 DEFAULT_CONFIG_KEYS = ("framework", "model", "method")
 
