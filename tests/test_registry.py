@@ -318,3 +318,31 @@ def test_builtin_spatial_kernels():
     assert spec_for(layers.SeparableConv2D).spatial_kernel == "depthwise_kernel"
     for cls in (layers.Conv3D, layers.Conv2DTranspose, layers.Dense):
         assert spec_for(cls).spatial_kernel is None
+
+
+@keras.saving.register_keras_serializable(package="tfprune_tests")
+class MyConv2D(layers.Conv2D):
+    """A Keras Conv2D subclass (its own class, so it needs its own spec)."""
+
+
+tfprune.register_layer(MyConv2D, tfprune.LayerSpec(
+    kind="mixer", width_key="filters", weights={"kernel": {"in": -2, "out": -1},
+                                                "bias": {"out": 0}},
+    groups_key="groups", kernel_size_key="kernel_size", kernel_axes=(0, 1),
+    spatial_kernel="kernel"))
+
+
+def test_smof_masks_the_kernels_of_registered_convolutions_it_can_run():
+    from tfprune.core.kernel_masks import maskable
+
+    inputs = keras.Input((8, 8, 3))
+    x = MyConv2D(4, 3, padding="same", name="sub")(inputs)
+    x = TapConv(4, 3, name="tap")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, layers.Dense(2, name="head")(x))
+    assert maskable(model.get_layer("sub")) and not maskable(model.get_layer("tap"))
+    masked = tfprune.smof.attach(model, target_macs=0.5)
+    kinds = {layer.name: type(layer).__name__ for layer in masked.layers}
+    assert kinds["sub"] == "KernelRingMask" and kinds["tap"] == "TapConv"
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    assert_close(model(x), masked(x))  # masks start at 1: same function
