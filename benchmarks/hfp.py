@@ -55,16 +55,19 @@ def step_time_ratio(model_name, rounds=7, steps=20):
     return statistics.median(times["gated"]) / statistics.median(times["plain"]), times
 
 
-def finetune(student, teacher, train, test, distill):
+def finetune(student, teacher, train, test, distill, epochs=protocol.FINETUNE_EPOCHS):
     if not distill:
-        protocol.train(student, train, protocol.FINETUNE_EPOCHS, protocol.FINETUNE_PEAK_LR)
+        protocol.train(student, train, epochs, protocol.FINETUNE_PEAK_LR)
         return protocol.accuracy(student, test)
+    teacher_trainable = teacher.trainable  # the Distiller freezes the teacher
     distiller = tfprune.distill.Distiller(student=student, teacher=teacher,
                                           temperature=4.0, alpha=0.9)
-    distiller.compile(protocol.optimizer(protocol.FINETUNE_PEAK_LR, protocol.FINETUNE_EPOCHS,
+    distiller.compile(protocol.optimizer(protocol.FINETUNE_PEAK_LR, epochs,
                                          int(train.cardinality())),
                       metrics=["accuracy"])
-    distiller.fit(train, epochs=protocol.FINETUNE_EPOCHS, verbose=2)
+    distiller.fit(train, epochs=epochs, verbose=2)
+    # A model rebuilt from the teacher later must not inherit the freeze.
+    teacher.trainable = teacher_trainable
     student.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=["accuracy"])
     return protocol.accuracy(student, test)

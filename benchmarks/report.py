@@ -38,6 +38,7 @@ class Section:
         derive: makes display fields from a copy of a row (computed columns).
         names: column headers for this section, over `NAMES`.
         figure: the `plots.FIGURES` entry shown above the table.
+        where: which rows of `kind` it shows (a predicate; default: all).
     """
 
     title: str
@@ -48,6 +49,7 @@ class Section:
     derive: Optional[Callable] = None
     names: dict = dataclasses.field(default_factory=dict)
     figure: Optional[str] = None
+    where: Optional[Callable] = None
 
 
 def _accuracy_order(r):
@@ -185,6 +187,57 @@ SECTIONS = (
 )
 
 
+SMOF_METHODS = ("smof", "smof+kd", "l1+kd")
+
+
+def _smof_latency_order(r):
+    return (r["model"], r["quantization"], r["threads"], -float(r["target"]),
+            r["method"] != "l1")
+
+
+def _smof_latency_derive(r):
+    if isinstance(r.get("input_shape"), list):
+        r["input_shape"] = "x".join(map(str, r["input_shape"]))
+    return r
+
+
+SECTIONS += (
+    Section(
+        "SMOF: kernel sizes and channels, accuracy", "accuracy",
+        ("model", "method", "target", "kernels", "params_ratio", "macs_ratio",
+         "acc_before_finetune", "test_acc", "baseline_acc", "budget_error", "epochs",
+         "wall_s", "machine"),
+        "Written by `python -m benchmarks.smof --parts accuracy`. `smof` / "
+        "`smof+kd`: `tfprune.smof` on the cached baseline (kernel-ring masks and "
+        "channel gates trained with the MACs budget loss, `SMOFSchedule`), "
+        "planned, rebuilt and fine-tuned for the protocol's epochs without / with "
+        "distillation from the baseline; `l1+kd`: global l1 channel pruning with "
+        "the same distillation fine-tuning, the channel-only reference at the same "
+        "targets. `kernels`: convolutions per kernel size after pruning. Epochs: "
+        "baseline + mask training + fine-tuning. These rows appear in the "
+        "accuracy table above too.",
+        order=_accuracy_order, where=lambda r: r["method"] in SMOF_METHODS),
+    Section(
+        "SMOF: smaller kernels against thinner layers, latency", "smof_latency",
+        ("model", "input_shape", "method", "target", "quantization", "threads",
+         "macs_ratio", "latency_ratio", "quotient", "original_ms", "pruned_ms",
+         "kernels", "runs", "weights", "load_avg", "machine"),
+        "Written by `python -m benchmarks.smof` (the latency part). At equal "
+        "MACs targets, `l1` removes channels only (global ranking); "
+        "`smof-kernels` first shrinks kernels by whole rings (smallest ring norm "
+        "first, no training) while the MACs stay above the target, then removes "
+        "channels with `l1` until the target is met. Original and both pruned "
+        "models are exported with `tflite_export.convert` (float32 or full "
+        "int8) and timed interleaved in one process (LiteRT interpreter, "
+        "XNNPACK, batch 1). `latency_ratio`: median against the original's "
+        "median in the same run; `quotient` = latency ratio / MACs ratio (below "
+        "1: time fell more than the MACs); `kernels`: convolutions per kernel "
+        "size; `load_avg`: the machine's 1-minute load average while timing.",
+        order=_smof_latency_order, derive=_smof_latency_derive,
+        names={"input_shape": "input"}),
+)
+
+
 def fmt(v):
     """A table cell: 4 decimals below 10, 1 decimal above, thousands separators."""
     if isinstance(v, bool) or v is None:
@@ -261,7 +314,8 @@ def render(rows, figures=None):
     ]
     covered = set()
     for section in SECTIONS:
-        chosen = [r for r in shown if results.value(r, "kind") == section.kind]
+        chosen = [r for r in shown if results.value(r, "kind") == section.kind
+                  and (section.where is None or section.where(r))]
         covered.add(section.kind)
         if not chosen:
             continue

@@ -51,6 +51,7 @@ CONFIG_KEYS = {
     "latency_target": ("model", "method", "target_latency", "target_macs", "scope",
                        "round_to", "quantization", "threads"),
     "latency_equal": ("model", "method", "target_latency", "quantization", "threads"),
+    "smof_latency": ("model", "input_shape", "method", "target", "quantization", "threads"),
 }
 DEFAULT_CONFIG_KEYS = ("framework", "model", "method")
 

@@ -215,7 +215,8 @@ def test_sections_render_with_commits():
         _measured({"kind": "mystery", "model": "m", "method": "x"})]
     text = report.render(rows)
     for section in report.SECTIONS:
-        if any(r["kind"] == section.kind for r in rows):
+        if any(r["kind"] == section.kind and (section.where is None or section.where(r))
+               for r in rows):
             assert f"## {section.title}" in text
     assert "## Training step" not in text  # no rows of that kind
     lines = text.splitlines()

@@ -76,7 +76,7 @@ def conv_stacks(draw):
 def random_kernels(model, rng):
     out = {}
     for layer in model.layers:
-        if type(layer).__name__ in kernel_plans.KERNEL_WEIGHTS and layer.name != "head":
+        if kernel_plans.spatial_kernel(layer) and layer.name != "head":
             size = tuple(int(rng.choice(range(1, k + 1, 2))) for k in layer.kernel_size)
             if rng.random() < 0.8:
                 out[layer.name] = size

@@ -221,3 +221,128 @@ def test_builtin_layers_are_registered_through_the_same_table():
     assert spec_for(layers.Conv2D).width_key == "filters"
     assert spec_for(layers.Conv2D).kernel_axes == (0, 1)
     assert spec_for(layers.Add) is None  # merges are structural, not specs
+
+
+@keras.saving.register_keras_serializable(package="tfprune_tests")
+class TapConv(keras.layers.Layer):
+    """A 2-D convolution written from scratch (no Keras conv base class), its
+    kernel size under the config entry "taps"."""
+
+    def __init__(self, filters, taps, strides=1, padding="same", dilation_rate=1,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.taps = tuple(taps) if not isinstance(taps, int) else (taps, taps)
+        self.strides, self.padding, self.dilation_rate = strides, padding, dilation_rate
+
+    def build(self, input_shape):
+        self.w = self.add_weight(name="w", shape=self.taps + (input_shape[-1], self.filters),
+                                 initializer="glorot_uniform")
+        self.b = self.add_weight(name="b", shape=(self.filters,), initializer="normal")
+
+    def call(self, inputs):
+        return keras.ops.conv(inputs, self.w, strides=self.strides, padding=self.padding,
+                              dilation_rate=self.dilation_rate) + self.b
+
+    def compute_output_shape(self, input_shape):
+        probe = keras.layers.Conv2D(self.filters, self.taps, strides=self.strides,
+                                    padding=self.padding, dilation_rate=self.dilation_rate)
+        return probe.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "taps": list(self.taps),
+                "strides": self.strides, "padding": self.padding,
+                "dilation_rate": self.dilation_rate}
+
+
+tfprune.register_layer(TapConv, tfprune.LayerSpec(
+    kind="mixer", width_key="filters", weights={"w": {"in": -2, "out": -1}, "b": {"out": 0}},
+    kernel_size_key="taps", kernel_axes=(0, 1), spatial_kernel="w"))
+
+
+def _ring_zeroed(model, kernels, weight):
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    for name, size in kernels.items():
+        w = getattr(copy.get_layer(name), weight[name])
+        value = keras.ops.convert_to_numpy(w).copy()
+        keep = np.zeros(value.shape[:2], dtype=bool)
+        keep[tuple(slice((k - s) // 2, (k + s) // 2) for k, s in zip(keep.shape, size))] = True
+        value[~keep] = 0.0
+        w.assign(value)
+    return copy
+
+
+@pytest.mark.parametrize("strides, padding", [(1, "same"), (2, "same"), (1, "valid")])
+def test_custom_layer_declaring_a_spatial_kernel_gets_kernel_size_pruning(strides, padding):
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((9, 9, 3))
+    x = TapConv(6, 5, strides=strides, padding=padding, name="mine")(inputs)
+    x = layers.ReLU(name="relu")(x)
+    outputs = layers.Conv2D(2, 3, padding="same", name="head")(x)
+    model = keras.Model(inputs, outputs)
+    graph = tfprune.analyze(model)
+    kernels = {"mine": (3, 1) if strides == 1 else (1, 1), "head": (1, 3)}
+    plan = graph.plan({graph.group_of("mine").id: [0, 2, 5]}, kernels=kernels)
+    assert plan.kernels == kernels
+    slim = tfprune.rebuild(model, plan)
+    assert tuple(slim.get_layer("mine").taps) == kernels["mine"]
+    assert slim.get_layer("mine").w.shape == kernels["mine"] + (3, 3)
+    x = np.random.default_rng(4).normal(size=(2, 9, 9, 3)).astype("float32")
+    reference = _ring_zeroed(model, kernels, {"mine": "w", "head": "kernel"})
+    assert_close(masked_reference(reference, plan, x), slim(x))
+    assert tfprune.cost(model, plan).params == slim.count_params()
+    assert tfprune.cost(model, plan).macs == tfprune.cost(slim).macs
+
+
+def test_kernel_size_of_a_layer_without_spatial_kernel_is_refused():
+    model = _model()
+    with pytest.raises(tfprune.InvalidPlanError, match="'mine' is a ScaledDense.*TapConv"):
+        tfprune.analyze(model).plan(kernels={"mine": 1})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(spatial_kernel="w"), "needs kernel_size_key"),
+    (dict(spatial_kernel="w", kernel_size_key="k", kernel_axes=(1, 2)), "leading axes"),
+    (dict(spatial_kernel="kernel", kernel_size_key="k", kernel_axes=(0,)), "not one of"),
+])
+def test_bad_spatial_kernel_specs_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tfprune.LayerSpec(kind="mixer", width_key="filters",
+                          weights={"w": {"in": -2, "out": -1}}, **kwargs)
+
+
+def test_builtin_spatial_kernels():
+    assert spec_for(layers.Conv2D).spatial_kernel == "kernel"
+    assert spec_for(layers.DepthwiseConv1D).spatial_kernel == "kernel"
+    assert spec_for(layers.SeparableConv2D).spatial_kernel == "depthwise_kernel"
+    for cls in (layers.Conv3D, layers.Conv2DTranspose, layers.Dense):
+        assert spec_for(cls).spatial_kernel is None
+
+
+@keras.saving.register_keras_serializable(package="tfprune_tests")
+class MyConv2D(layers.Conv2D):
+    """A Keras Conv2D subclass (its own class, so it needs its own spec)."""
+
+
+tfprune.register_layer(MyConv2D, tfprune.LayerSpec(
+    kind="mixer", width_key="filters", weights={"kernel": {"in": -2, "out": -1},
+                                                "bias": {"out": 0}},
+    groups_key="groups", kernel_size_key="kernel_size", kernel_axes=(0, 1),
+    spatial_kernel="kernel"))
+
+
+def test_smof_masks_the_kernels_of_registered_convolutions_it_can_run():
+    from tfprune.core.kernel_masks import maskable
+
+    inputs = keras.Input((8, 8, 3))
+    x = MyConv2D(4, 3, padding="same", name="sub")(inputs)
+    x = TapConv(4, 3, name="tap")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, layers.Dense(2, name="head")(x))
+    assert maskable(model.get_layer("sub")) and not maskable(model.get_layer("tap"))
+    masked = tfprune.smof.attach(model, target_macs=0.5)
+    kinds = {layer.name: type(layer).__name__ for layer in masked.layers}
+    assert kinds["sub"] == "KernelRingMask" and kinds["tap"] == "TapConv"
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    assert_close(model(x), masked(x))  # masks start at 1: same function

@@ -92,7 +92,9 @@ for _cls, _rank in ((L.Conv1D, 1), (L.Conv2D, 2), (L.Conv3D, 3)):
     register_layer(_cls, LayerSpec(
         kind="mixer", width_key="filters", weights=_CONV_WEIGHTS,
         groups_key="groups", kernel_size_key="kernel_size",
-        kernel_axes=_spatial_axes(_rank), refit="conv" if _rank < 3 else None))
+        kernel_axes=_spatial_axes(_rank), refit="conv" if _rank < 3 else None,
+        # Kernel-size pruning inserts Cropping/ZeroPadding 1D/2D layers.
+        spatial_kernel="kernel" if _rank < 3 else None))
 
 for _cls, _rank in ((L.Conv1DTranspose, 1), (L.Conv2DTranspose, 2),
                     (L.Conv3DTranspose, 3)):
@@ -108,13 +110,13 @@ for _cls, _rank in ((L.SeparableConv1D, 1), (L.SeparableConv2D, 2)):
     register_layer(_cls, LayerSpec(
         kind="mixer", width_key="filters", weights=_SEPARABLE_WEIGHTS,
         macs=_separable_macs, kernel_size_key="kernel_size",
-        kernel_axes=_spatial_axes(_rank)))
+        kernel_axes=_spatial_axes(_rank), spatial_kernel="depthwise_kernel"))
 
 for _cls, _rank in ((L.DepthwiseConv1D, 1), (L.DepthwiseConv2D, 2)):
     register_layer(_cls, LayerSpec(
         kind="depthwise", weights=_DEPTHWISE_WEIGHTS,
         multiplier_key="depth_multiplier", kernel_size_key="kernel_size",
-        kernel_axes=_spatial_axes(_rank)))
+        kernel_axes=_spatial_axes(_rank), spatial_kernel="kernel"))
 
 # Elementwise layers with one weight entry per channel.
 register_layer(L.BatchNormalization, LayerSpec(

@@ -115,7 +115,7 @@ def node_cost(graph, node, count, kernels=None):
     layer, spec = node.layer, node.spec
     cfg = node.config
     if kernels and node.name in kernels:
-        cfg = kernel_config(cfg, kernels[node.name])
+        cfg = kernel_config(cfg, kernels[node.name], spec.kernel_size_key)
     if node.kind in ("mixer", "depthwise", "channelwise"):
         cin, cout = count(node.inputs[0]), count(node.outputs[0])
         if spec.params is not None:

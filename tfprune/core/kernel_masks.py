@@ -17,9 +17,23 @@ import keras
 import numpy as np
 
 from tfprune.core.configs import copy_weights_by_name, functional_serialized
-from tfprune.core.kernels import KERNEL_WEIGHTS
+from tfprune.core.kernels import spatial_kernel
 
 KERNEL_MASK = "KernelRingMask"
+
+L = keras.layers
+_SEPARABLE = (L.SeparableConv1D, L.SeparableConv2D)
+_DEPTHWISE = (L.DepthwiseConv1D, L.DepthwiseConv2D)
+_CONV = (L.Conv1D, L.Conv2D)
+
+
+def maskable(layer):
+    """Whether a `KernelRingMask` can wrap `layer`: its `LayerSpec` names a
+    `spatial_kernel` and it is a Keras Conv1D/2D, DepthwiseConv1D/2D or
+    SeparableConv1D/2D (or a subclass), whose forward pass the mask
+    re-computes with the masked kernel."""
+    return spatial_kernel(layer) is not None and isinstance(
+        layer, _SEPARABLE + _DEPTHWISE + _CONV)
 
 
 def ring_index(kernel_size):
@@ -62,17 +76,17 @@ class KernelRingMask(keras.layers.Wrapper):
 
     def __init__(self, layer, initial_value=1.0, **kwargs):
         super().__init__(layer, **kwargs)
-        cls = type(layer).__name__
-        if cls not in KERNEL_WEIGHTS:
+        if not maskable(layer):
             raise ValueError(
-                f"KernelRingMask wraps {', '.join(sorted(KERNEL_WEIGHTS))}; got {cls} "
-                f"('{layer.name}').")
+                f"KernelRingMask wraps a Conv1D/2D, DepthwiseConv1D/2D or "
+                f"SeparableConv1D/2D whose LayerSpec names a spatial_kernel; got "
+                f"{type(layer).__name__} ('{layer.name}').")
         if layer.padding not in ("same", "valid"):
             raise ValueError(
                 f"KernelRingMask: layer '{layer.name}' has padding '{layer.padding}'; "
                 "only 'same' and 'valid' are supported.")
         self.initial_value = float(initial_value)
-        self.kernel_name = KERNEL_WEIGHTS[cls]
+        self.kernel_name = spatial_kernel(layer)
         self._taps = ring_index(tuple(layer.kernel_size))
 
     def build(self, input_shape):
@@ -94,13 +108,12 @@ class KernelRingMask(keras.layers.Wrapper):
         mask = keras.ops.reshape(mask, tuple(self._taps.shape) + (1, 1))
         kernel = getattr(layer, self.kernel_name)
         kernel = kernel * keras.ops.cast(mask, kernel.dtype)
-        cls = type(layer).__name__
-        if cls.startswith("Separable"):
+        if isinstance(layer, _SEPARABLE):
             out = keras.ops.separable_conv(
                 inputs, kernel, layer.pointwise_kernel, strides=layer.strides,
                 padding=layer.padding, dilation_rate=layer.dilation_rate,
                 data_format=layer.data_format)
-        elif cls.startswith("Depthwise"):
+        elif isinstance(layer, _DEPTHWISE):
             out = keras.ops.depthwise_conv(
                 inputs, kernel, strides=layer.strides, padding=layer.padding,
                 dilation_rate=layer.dilation_rate, data_format=layer.data_format)

@@ -32,15 +32,22 @@ import copy
 import keras
 import numpy as np
 
-from tfprune.core.graph import MODEL_CLASSES
+from tfprune.core.graph import MODEL_CLASSES, Node
+from tfprune.core.registry import registered_layers, spec_for
 from tfprune.errors import InvalidPlanError
 
-# Layer class -> the weight holding its spatial kernel.
-KERNEL_WEIGHTS = {
-    "Conv1D": "kernel", "Conv2D": "kernel",
-    "DepthwiseConv1D": "kernel", "DepthwiseConv2D": "kernel",
-    "SeparableConv1D": "depthwise_kernel", "SeparableConv2D": "depthwise_kernel",
-}
+
+def spatial_kernel(layer):
+    """Name of the weight holding the prunable spatial kernel of `layer` (a
+    layer, a layer class or a graph node), from its `LayerSpec`'s
+    `spatial_kernel`; None when its kernel size cannot be pruned."""
+    spec = layer.spec if isinstance(layer, Node) else spec_for(layer)
+    return spec.spatial_kernel if spec is not None else None
+
+
+def _shrinkable_classes():
+    return sorted(cls.__name__ for cls, spec in registered_layers().items()
+                  if spec.spatial_kernel)
 
 
 def _tuple(value, rank):
@@ -49,9 +56,10 @@ def _tuple(value, rank):
     return tuple(int(v) for v in value)
 
 
-def geometry(config):
-    """(kernel size, strides, dilation, padding) of a conv config, as tuples."""
-    kernel = tuple(int(k) for k in _as_list(config["kernel_size"]))
+def geometry(config, key="kernel_size"):
+    """(kernel size, strides, dilation, padding) of a conv config, as tuples;
+    `key` is the config entry holding the kernel size."""
+    kernel = tuple(int(k) for k in _as_list(config[key]))
     rank = len(kernel)
     return (kernel, _tuple(config.get("strides", 1), rank),
             _tuple(config.get("dilation_rate", 1), rank), config.get("padding", "valid"))
@@ -99,7 +107,7 @@ def resize(node, graph, size):
         mode, else a list of (left, right) per spatial axis (negative:
         crop) in front of a `valid` conv.
     """
-    kernel, strides, dilation, padding = geometry(node.config)
+    kernel, strides, dilation, padding = geometry(node.config, node.spec.kernel_size_key)
     if all(a == b for a, b in zip(kernel, size)):
         return padding, None
     if padding == "same" and all(
@@ -134,11 +142,12 @@ def check_kernels(graph, kernels):
             node = graph.node(name)
         except KeyError as e:
             raise InvalidPlanError(f"kernel plan: {e.args[0]}") from None
-        if node.class_name not in KERNEL_WEIGHTS:
+        if spatial_kernel(node) is None:
             raise InvalidPlanError(
-                f"kernel plan: layer '{name}' is a {node.class_name}; only "
-                f"{', '.join(sorted(KERNEL_WEIGHTS))} kernels can be shrunk.")
-        kernel, _, _, padding = geometry(node.config)
+                f"kernel plan: layer '{name}' is a {node.class_name}, whose kernel size "
+                f"cannot be pruned; only {', '.join(_shrinkable_classes())} kernels "
+                "(layers whose LayerSpec names a spatial_kernel) can be shrunk.")
+        kernel, _, _, padding = geometry(node.config, node.spec.kernel_size_key)
         try:
             size = _tuple(size, len(kernel))
         except (TypeError, ValueError):
@@ -174,10 +183,10 @@ def check_kernels(graph, kernels):
     return out
 
 
-def kernel_config(config, size):
-    """A copy of a layer config with kernel size `size` (for the cost model;
-    `size` may hold soft counts, e.g. tensors)."""
-    return {**config, "kernel_size": tuple(size)}
+def kernel_config(config, size, key="kernel_size"):
+    """A copy of a layer config with kernel size `size` in entry `key` (for
+    the cost model; `size` may hold soft counts, e.g. tensors)."""
+    return {**config, key: tuple(size)}
 
 
 def centre_slices(kernel, size):
@@ -205,7 +214,7 @@ def kernel_op(kernels, op):
         size = kernels.get(node.name)
         if size is None:
             return values
-        name = KERNEL_WEIGHTS[node.class_name]
+        name = spatial_kernel(node)
         return {**values, name: op(values[name], size)}
     return apply
 
@@ -265,7 +274,7 @@ def edit_config(serialized, graph, kernels):
             size = kernels[node.name]
             mode, pads = resize(node, graph, size)
             cfg = entry["config"]
-            cfg["kernel_size"] = list(size)
+            cfg[node.spec.kernel_size_key] = list(size)
             cfg["padding"] = mode
             if pads is None:
                 continue

@@ -224,7 +224,7 @@ def weight_slicers(graph, masks, kernels=None):
             continue
         in_mask, out_mask = masks[node.inputs[0]], masks[node.outputs[0]]
         size = kernels.get(node.name)
-        spatial = kernel_plans.KERNEL_WEIGHTS.get(node.class_name) if size else None
+        spatial = kernel_plans.spatial_kernel(node) if size else None
         for w in node.layer.weights:
             axes = node.spec.weights[w.name]
             repeat = axes.repeat_for(node.config)

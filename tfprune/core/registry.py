@@ -117,6 +117,15 @@ class LayerSpec:
         kernel_size_key: config entry holding the kernel size, or None.
         kernel_axes: axes of the kernel weight that are spatial (for
             kernel-size pruning), e.g. (0, 1) for a Conv2D kernel.
+        spatial_kernel: name of the weight whose leading `kernel_axes`
+            are the kernel taps ("kernel" for Conv, "depthwise_kernel" for
+            SeparableConv), when the layer's kernel size can be pruned:
+            a plan may then shrink it by whole rings (`ChannelGraph.plan(
+            kernels=...)`, `tfprune.smof`), and `rebuild` keeps the centre
+            taps. The layer must be a convolution in the Keras sense: its
+            config holds `kernel_size_key`, "strides", "dilation_rate" and
+            "padding" ("same", "valid" or "causal") with the usual meaning.
+            None (the default): the kernel size is never changed.
         check: function (config, input rank) -> "" when the layer can be
             pruned through with this config, else the reason it cannot
             (then it is a barrier).
@@ -144,6 +153,7 @@ class LayerSpec:
     groups_key: str = None
     kernel_size_key: str = None
     kernel_axes: tuple = ()
+    spatial_kernel: str = None
     check: object = None
     refit: str = None
 
@@ -164,6 +174,13 @@ class LayerSpec:
                             ("check", self.check)):
             if value is not None and not callable(value):
                 raise ValueError(f"{name} must be a function, got {value!r}.")
+        if self.spatial_kernel is not None and not (
+                self.kernel_size_key and self.kernel_axes
+                and tuple(self.kernel_axes) == tuple(range(len(self.kernel_axes)))):
+            raise ValueError(
+                f"spatial_kernel={self.spatial_kernel!r} needs kernel_size_key (the "
+                "config entry holding the kernel size) and kernel_axes, the leading "
+                "axes of that weight, e.g. (0, 1) for a 2-D kernel.")
         if not isinstance(self.weights, dict):
             raise ValueError("weights must be a dict weight name -> {'in': axis, 'out': axis}.")
         axes = {}
@@ -186,6 +203,10 @@ class LayerSpec:
                     "its channels once; give 'in' only.")
             axes[name] = WeightAxes(entry.get("in"), entry.get("out"),
                                     entry.get("repeat", 1))
+        if self.spatial_kernel is not None and self.spatial_kernel not in axes:
+            raise ValueError(
+                f"spatial_kernel {self.spatial_kernel!r} is not one of the spec's "
+                f"weights ({', '.join(axes) or 'none'}).")
         object.__setattr__(self, "weights", axes)
 
     def macs_per_position(self, config, cin, cout):

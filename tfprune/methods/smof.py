@@ -54,11 +54,11 @@ from tfprune.core.gates import (
 from tfprune.core.graph import analyze
 from tfprune.core.kernel_masks import (
     KERNEL_MASK,
+    maskable,
     num_rings,
     size_for_radius,
     unwrap_kernel_masks,
 )
-from tfprune.core.kernels import KERNEL_WEIGHTS
 from tfprune.core.plan import PruningPlan
 from tfprune.errors import TargetUnreachableError, TfpruneError
 from tfprune.ranking.budget import resolve_target
@@ -226,7 +226,7 @@ def _maskable(graph):
     out = []
     for node in graph.nodes:
         cfg = node.config
-        if (node.class_name in KERNEL_WEIGHTS and len(node.path) == 1
+        if (maskable(node.layer) and len(node.path) == 1
                 and calls[node.path] == 1 and cfg.get("padding") in ("same", "valid")
                 and cfg.get("data_format", "channels_last") == "channels_last"
                 and num_rings(tuple(cfg["kernel_size"])) > 0):
