@@ -59,15 +59,12 @@ def finetune(student, teacher, train, test, distill, epochs=protocol.FINETUNE_EP
     if not distill:
         protocol.train(student, train, epochs, protocol.FINETUNE_PEAK_LR)
         return protocol.accuracy(student, test)
-    teacher_trainable = teacher.trainable  # the Distiller freezes the teacher
     distiller = tfprune.distill.Distiller(student=student, teacher=teacher,
                                           temperature=4.0, alpha=0.9)
     distiller.compile(protocol.optimizer(protocol.FINETUNE_PEAK_LR, epochs,
                                          int(train.cardinality())),
                       metrics=["accuracy"])
     distiller.fit(train, epochs=epochs, verbose=2)
-    # A model rebuilt from the teacher later must not inherit the freeze.
-    teacher.trainable = teacher_trainable
     student.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=["accuracy"])
     return protocol.accuracy(student, test)

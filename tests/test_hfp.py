@@ -152,6 +152,7 @@ def test_distiller(resnet, tmp_path):
     assert "accuracy" in results
     for a, b in zip(teacher_before, resnet.get_weights()):
         np.testing.assert_array_equal(a, b)  # the teacher is frozen
+    assert resnet.trainable  # ... only while the distiller trains
     assert any(not np.array_equal(a, b) for a, b in
                zip(tfprune.rebuild(resnet, plan).get_weights(), slim.get_weights()))
 

@@ -1,5 +1,7 @@
 """Knowledge distillation for fine-tuning a pruned model."""
 
+import contextlib
+
 import keras
 
 
@@ -15,7 +17,8 @@ class Distiller(keras.Model):
 
     Args:
         student: the model to train (e.g. from `tfprune.rebuild`).
-        teacher: the model to imitate (e.g. the unpruned original); frozen.
+        teacher: the model to imitate (e.g. the unpruned original); frozen
+            while the distiller trains, and left as it was afterwards.
         temperature: softening temperature T.
         alpha: weight of the distillation term.
         from_logits: whether both models output logits (True) or
@@ -40,10 +43,29 @@ class Distiller(keras.Model):
             raise ValueError(f"temperature must be positive, got {temperature}.")
         self.student = student
         self.teacher = teacher
-        self.teacher.trainable = False
         self.temperature = float(temperature)
         self.alpha = float(alpha)
         self.from_logits = bool(from_logits)
+
+    @contextlib.contextmanager
+    def _frozen_teacher(self):
+        # Frozen only while training, and given back as it was: the teacher
+        # is the user's model (often the unpruned original) and must not
+        # come out of distillation untrainable.
+        was = self.teacher.trainable
+        self.teacher.trainable = False
+        try:
+            yield
+        finally:
+            self.teacher.trainable = was
+
+    def fit(self, *args, **kwargs):
+        with self._frozen_teacher():
+            return super().fit(*args, **kwargs)
+
+    def train_on_batch(self, *args, **kwargs):
+        with self._frozen_teacher():
+            return super().train_on_batch(*args, **kwargs)
 
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
