@@ -89,10 +89,10 @@ def row(model_name, method, target, base, base_acc, slim, before, acc, epochs, w
             "acc_before_finetune_bn": None if before_bn is None else round(before_bn, 4),
             "test_acc": None if acc is None else round(acc, 4),
             "baseline_acc": round(base_acc, 4), "epochs": epochs,
-            "seed": protocol.SEED, "wall_s": round(wall, 1), "machine": protocol.machine()}
+            "seed": protocol.SEED, "wall_s": round(wall, 1)}
 
 
-def accuracy_part(targets, limit):
+def accuracy_part(targets, limit, methods=None):
     protocol.set_seed()
     train, test = protocol.data(limit)
     base, base_acc, _ = protocol.baseline("resnet20", train, test, limit=limit)
@@ -104,14 +104,13 @@ def accuracy_part(targets, limit):
         for method, (plan, plan_s) in plans(base, calib, target).items():
             variants = [(method, False)] + ([("prunenet+kd", True)]
                                             if method == "prunenet" else [])
+            variants = [v for v in variants if methods is None or v[0] in methods]
             for name, distill in variants:
                 protocol.set_seed()
                 start = time.perf_counter()
                 slim = tfprune.rebuild(base, plan)
                 before, before_bn = before_finetuning(slim, test, bn_x)
                 acc = finetune(slim, base, train, test, distill)
-                # distillation froze the teacher: later rebuilds would copy that
-                base.trainable = True
                 scope = "uniform" if method == "l1 uniform" else "global"
                 rows.append(row("resnet20", name.split(" ")[0], target, base, base_acc, slim,
                                 before, acc, epochs,
@@ -179,6 +178,9 @@ def main(argv=None):
                    choices=["accuracy", "claim", "before"])
     p.add_argument("--targets", nargs="+", type=float, default=[0.5, 0.33, 0.2])
     p.add_argument("--baseline", help="--parts before: a trained .keras model")
+    p.add_argument("--methods", nargs="+", default=None,
+                   choices=["prunenet", "prunenet+kd", "l1", "l1 uniform"],
+                   help="--parts accuracy: only these (default: all)")
     p.add_argument("--limit", type=int, default=None,
                    help="use only N images per split (smoke test; writes no row)")
     a = p.parse_args(argv)
@@ -188,13 +190,12 @@ def main(argv=None):
             p.error("--parts before needs --baseline model.keras")
         before_part(a.baseline, a.targets, a.limit)  # a check, never a table row
     if "accuracy" in a.parts:
-        rows += accuracy_part(a.targets, a.limit)
+        rows += accuracy_part(a.targets, a.limit, a.methods)
     if "claim" in a.parts:
         rows += claim_part(a.limit)
     if a.limit is None:
         for r in rows:
-            results.append(r, replace_keys=("kind", "model", "method", "target", "scope",
-                                            "framework"))
+            results.append(r)
 
 
 if __name__ == "__main__":
