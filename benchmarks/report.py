@@ -57,6 +57,12 @@ def _accuracy_order(r):
             results.value(r, "framework") != "tfprune", r["method"])
 
 
+def _accuracy_derive(r):
+    if r.get("test_acc") is not None and r.get("baseline_acc") is not None:
+        r["drop"] = round(100 * (r["test_acc"] - r["baseline_acc"]), 2)
+    return r
+
+
 def _latency_order(r):
     order = {"original": 0, "l1": 1}
     return (r["model"], r["quantization"], r["threads"], order.get(r["method"], 2),
@@ -76,15 +82,18 @@ SECTIONS = (
         "Accuracy against MACs", "accuracy",
         ("model", "framework", "method", "target", "scope", "params", "macs",
          "params_ratio", "macs_ratio", "acc_before_finetune", "test_acc", "baseline_acc",
-         "budget_error", "epochs", "wall_s", "machine"),
+         "drop", "budget_error", "epochs", "wall_s", "machine"),
         "Methods: `l1` (global L1 ranking, `benchmarks.run`), `hfp` / `hfp+kd` "
         "(Holistic Filter Pruning, fine-tuned without / with distillation, "
         "`benchmarks.hfp`), `ga+kd` (genetic channel search, distillation, "
         "`benchmarks.genetic`). Rows of another framework (e.g. `torch-pruning`) "
         "are peers run under the same protocol by their own script. `before FT`: "
         "test accuracy right after pruning; `budget err`: |achieved / target - 1| "
-        "for HFP. Epochs: baseline + pruning-time training + fine-tuning.",
-        order=_accuracy_order, figure="accuracy"),
+        "for HFP. `Δ pts`: test accuracy minus the row's own framework's "
+        "baseline, in points. Epochs: baseline + pruning-time training + "
+        "fine-tuning.",
+        order=_accuracy_order, derive=_accuracy_derive,
+        names={"drop": "Δ pts"}, figure="accuracy"),
     Section(
         "Genetic search: which channels, at equal widths", "selection",
         ("model", "method", "target", "target_params", "reconstruction_error",

@@ -341,13 +341,13 @@ def run(args):
                    "macs_ratio": round(macs / base_macs, 4),
                    "params_ratio": round(params / base_params, 4),
                    "pruning_ratio": round(ratio, 4),
-                   "acc_before_ft": round(before, 4), "acc": round(acc, 4),
+                   "acc_before_finetune": round(before, 4), "test_acc": round(acc, 4),
                    "baseline_acc": round(base_acc, 4),
                    "epochs": f"{args.epochs}+{args.finetune_epochs}",
                    "seed": args.seed, "wall_s": round(time.perf_counter() - start, 1),
                    "torch_pruning": _version("torch-pruning"),
-                   "torch": torch.__version__, "machine": _machine()}
-            print(row, flush=True)
+                   "torch": torch.__version__}
+            print({**row, "machine": _machine()}, flush=True)
             rows.append(row)
             if not reduced:
                 from benchmarks import results
