@@ -38,6 +38,7 @@ and `l1@latency`, `target` = the latency target).
 """
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -79,10 +80,21 @@ def table_for(name, model, threads, runs):
     path = os.path.join(TABLES, f"{name}_{model_hash(model)}_t{threads}.json")
     if os.path.exists(path):
         print(f"{name}: latency table from {path}", flush=True)
-        return LatencyTable.load(path, model), path
-    table = LatencyTable.measure(model, threads=threads, timer=time_model, runs=runs)
+        table = LatencyTable.load(path, model)
+        if _calibrated(path):
+            return table, path
+        # measured before tables were calibrated: fit the scale now
+        table.calibrate(model, timer=time_model, runs=runs)
+    else:
+        table = LatencyTable.measure(model, threads=threads, timer=time_model, runs=runs)
     table.save(path)
+    print(f"{name}: table scale {table.scale:.3f} ({table.calibration})", flush=True)
     return table, path
+
+
+def _calibrated(path):
+    with open(path) as f:
+        return "scale" in json.load(f)
 
 
 def plans(graph, table, targets, macs_grid, variants):

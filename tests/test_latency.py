@@ -49,7 +49,29 @@ def model():
 
 @pytest.fixture(scope="module")
 def table(model):
-    return LatencyTable.measure(model, timer=macs_timer, verbose=0)
+    # calibrate=False: the plain sum, whose exactness these tests check
+    return LatencyTable.measure(model, timer=macs_timer, verbose=0, calibrate=False)
+
+
+def test_calibration_fits_the_whole_models_extra_saving(model):
+    # Whole models (input "image"; rebuilt ones keep the name) save 1.5x
+    # what their MACs say; sub-models are timed by MACs. Calibration finds
+    # that factor, and the calibrated table predicts uniform plans better.
+    full = macs_timer(model)
+
+    def timer(m, **kwargs):
+        t = macs_timer(m)
+        return full - 1.5 * (full - t) if m.inputs[0].name == "image" else t
+
+    plain = LatencyTable.measure(model, timer=timer, verbose=0, calibrate=False)
+    table = LatencyTable.measure(model, timer=timer, verbose=0)
+    assert plain.scale == 1.0 and table.scale == pytest.approx(1.5, abs=0.1)
+    graph = tfprune.analyze(model)
+    plan = tfprune.prune(graph, "l1", target_macs=0.5, scope="uniform")
+    truth = timer(tfprune.rebuild(model, plan))
+    assert abs(table.predict(plan) - truth) < abs(plain.predict(plan) - truth)
+    again = LatencyTable.from_dict(json.loads(json.dumps(table.as_dict())))
+    assert again.scale == table.scale and again.predict(plan) == table.predict(plan)
 
 
 def test_default_widths():
@@ -76,7 +98,7 @@ def test_single_group_prediction_equals_macs(model, table):
 @given(model=cnns(max_blocks=4), seed=st.integers(0, 2**16))
 def test_prediction_exact_for_one_group_on_random_cnns(model, seed):
     graph = tfprune.analyze(model)
-    table = LatencyTable.measure(graph, timer=macs_timer, verbose=0)
+    table = LatencyTable.measure(graph, timer=macs_timer, verbose=0, calibrate=False)
     rng = np.random.default_rng(seed)
     for group in graph.prunable_groups:
         w = int(rng.choice(table.steps(group.id)))
@@ -332,7 +354,8 @@ def test_real_litert_timer_on_a_tiny_model():
     m = keras.Model(i, x, name="real")
     graph = tfprune.analyze(m)
     (group,) = graph.prunable_groups
-    table = LatencyTable.measure(m, timer=time_model, widths=[0.5], runs=5, verbose=0)
+    table = LatencyTable.measure(m, timer=time_model, widths=[0.5], runs=5, verbose=0,
+                                 calibrate=False)
     assert table.steps(group.id) == [4, 8]
     assert table.base_ms > 0 and all(t > 0 for t in table.groups[group.id]["ms"])
     assert table.litert  # the LiteRT version the table was measured with

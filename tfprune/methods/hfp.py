@@ -291,7 +291,7 @@ class _SoftBudget:
         else:
             ops, total = keras.ops, keras.ops.sum
         table = self.table
-        result = table.base_ms
+        result = 0.0  # the change from base_ms, before the table's scale
         saved = {}  # D_g = 1 - t_g(count) / t_g(full), the relative time saved
         for gid, row in table.groups.items():
             g = self.graph.groups[gid]
@@ -314,6 +314,7 @@ class _SoftBudget:
             d_out = sum(v * b for v, _, b in d)
             same = sum(v * v * a * b for v, a, b in d)
             result = result + row["ms"] * (d_in * d_out - same)
+        result = table.base_ms + table.scale * result
         return float(result) if hard_numpy else result
 
     def loss(self):

@@ -131,7 +131,7 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
         scope: "global" ranks all channels together, after dividing each
             group's scores by the group's mean (so layers of different fan-in
             compare); with a `latency_table` the ranking is by score per
-            millisecond saved (see `_latency_order`). "uniform" prunes the
+            millisecond saved (see `_latency_moves`). "uniform" prunes the
             same fraction of every group.
         round_to: kept widths are multiples of this (or the whole group);
             "auto" keeps only the widths the latency table measured (the
@@ -207,18 +207,29 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
         norm = {g.id: scores[g.id] / (np.mean(scores[g.id]) + 1e-12) if normalize
                 else scores[g.id] for g in groups}
         if latency_table is not None:
-            removals = _latency_order(groups, norm, latency_table)
+            def widths_of(g):
+                if round_to == 0:  # "auto"
+                    return steps_of[g.id]
+                return list(range(round_to, g.size, round_to)) + [g.size]
+            moves = _latency_moves(groups, norm, latency_table, widths_of)
+
+            def counts_at(t):  # t: width steps taken, in the order of `moves`
+                counts = {g.id: g.size for g in groups}
+                for gid, w in moves[:int(round(t))]:
+                    counts[gid] = w
+                return {g.id: keep_n(counts[g.id], g) for g in groups}
+            steps = float(len(moves))
         else:
             flat = [(s, g.id) for g in groups for s in norm[g.id]]
             removals = [flat[i][1] for i in
                         sorted(range(len(flat)), key=lambda i: flat[i][0])]
 
-        def counts_at(t):  # t: channels removed, in the order of `removals`
-            removed = {g.id: 0 for g in groups}
-            for gid in removals[:int(round(t))]:
-                removed[gid] += 1
-            return {g.id: keep_n(g.size - removed[g.id], g) for g in groups}
-        steps = float(len(removals))
+            def counts_at(t):  # t: channels removed, lowest scores first
+                removed = {g.id: 0 for g in groups}
+                for gid in removals[:int(round(t))]:
+                    removed[gid] += 1
+                return {g.id: keep_n(g.size - removed[g.id], g) for g in groups}
+            steps = float(len(removals))
 
     def plan_at(t):
         return plan_from_counts(graph, scores, counts_at(t))
@@ -256,39 +267,49 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
     return best
 
 
-def _latency_order(groups, norm, table):
-    """Group ids in the order their channels are removed, cheapest first.
+def _latency_moves(groups, norm, table, widths_of):
+    """Width steps `(group id, new width)` in the order they are taken.
 
-    With a latency table the global ranking weighs what a channel buys
-    against what it costs (the knapsack view of HALP, Shen et al. 2022): the
-    next channel removed is the one with the lowest normalised score per
-    millisecond its removal saves, where a group's saving is the slope of
-    its table at its current width. Within a group channels still go lowest
-    score first. A channel that saves nothing (a flat stretch of the table)
-    goes only after all that save time.
+    With a latency table the global ranking weighs what channels are worth
+    against the time their removal saves (the knapsack view of HALP, Shen
+    et al. 2022): every group can step down to its next allowed width
+    (`widths_of(group)`: every width, multiples of `round_to`, or the widths
+    the table measured), and the step taken next is the one that gives up
+    the least normalised score per millisecond saved, as the table predicts
+    it. Within a group the lowest-scoring channels go first. Steps that save
+    no time (a flat stretch of the table, or a group the table does not
+    cover) come after all that do, cheapest in score first.
     """
     ranked = {g.id: np.sort(norm[g.id]) for g in groups}  # lowest first
     size = {g.id: g.size for g in groups}
+    allowed = {g.id: sorted(w for w in set(widths_of(g)) if 1 <= w < g.size)
+               for g in groups}
     width = dict(size)
 
     def key(gid):
-        score = float(ranked[gid][size[gid] - width[gid]])
+        target = allowed[gid][-1]
+        lost = float(ranked[gid][size[gid] - width[gid]:size[gid] - target].sum())
         saved = 0.0
         if gid in table.groups:
-            w = width[gid]
-            saved = table.group_ms(gid, w) - table.group_ms(gid, w - 1)
-        return (0, score / saved) if saved > 0 else (1, score)
+            saved = table.group_ms(gid, width[gid]) - table.group_ms(gid, target)
+        return ((0, lost / saved) if saved > 0 else (1, lost)), target
 
-    heap = [(key(gid), gid) for gid in size if size[gid] > 0]
+    heap = []
+    for gid in size:
+        if allowed[gid]:
+            k, target = key(gid)
+            heap.append((k, gid, target))
     heapq.heapify(heap)
-    order = []
+    moves = []
     while heap:
-        _, gid = heapq.heappop(heap)
-        order.append(gid)
-        width[gid] -= 1
-        if width[gid] > 0:
-            heapq.heappush(heap, (key(gid), gid))
-    return order
+        _, gid, target = heapq.heappop(heap)
+        moves.append((gid, target))
+        width[gid] = target
+        allowed[gid].pop()
+        if allowed[gid]:
+            k, nxt = key(gid)
+            heapq.heappush(heap, (k, gid, nxt))
+    return moves
 
 
 def _fmt(key, value):
