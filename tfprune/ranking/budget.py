@@ -73,7 +73,7 @@ def resolve_latency_target(value, base_ms):
     return resolve_target(value, base_ms, "target_latency")
 
 
-def _figures(graph, limits, plan, latency_table=None):
+def plan_figures(graph, limits, plan, latency_table=None):
     """The figures of `plan` that some limit constrains: name -> value."""
     needed = {k for _, k in limits}
     figures = {}
@@ -235,12 +235,12 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
         return plan_from_counts(graph, scores, counts_at(t))
 
     def fits(plan):
-        f = _figures(graph, limits, plan, latency_table)
+        f = plan_figures(graph, limits, plan, latency_table)
         return all(f[k] <= v for v, k in limits)
 
     smallest = plan_at(steps)
     if not fits(smallest):
-        f = _figures(graph, limits, smallest, latency_table)
+        f = plan_figures(graph, limits, smallest, latency_table)
         got = ", ".join(f"{k} {_fmt(k, f[k])} ({f[k] / base_figures[k]:.3f} "
                         f"of the original) > target {_fmt(k, v)}"
                         for v, k in limits if f[k] > v)
@@ -326,7 +326,7 @@ def _refill(graph, plan, scores, limits, latency_table=None):
     fit are tried.
     """
     keep = {gid: set(idx.tolist()) for gid, idx in plan.keep.items()}
-    current = _figures(graph, limits, plan, latency_table)
+    current = plan_figures(graph, limits, plan, latency_table)
 
     def slack(f):
         return {k: v - f[k] for v, k in limits}
@@ -341,7 +341,7 @@ def _refill(graph, plan, scores, limits, latency_table=None):
         missing = [i for i in range(group.size) if i not in keep[group.id]]
         if not missing:
             continue
-        f = _figures(graph, limits, with_channel(group.id, missing[0]), latency_table)
+        f = plan_figures(graph, limits, with_channel(group.id, missing[0]), latency_table)
         delta[group.id] = {k: f[k] - current[k] for _, k in limits}
         candidates.extend((scores[group.id][i], group.id, i) for i in missing)
     candidates.sort(key=lambda t: -t[0])
@@ -350,7 +350,7 @@ def _refill(graph, plan, scores, limits, latency_table=None):
         if any(delta[gid][k] > room[k] for k in room):
             continue
         trial = with_channel(gid, index)
-        f = _figures(graph, limits, trial, latency_table)
+        f = plan_figures(graph, limits, trial, latency_table)
         if all(f[k] <= v for v, k in limits):
             keep[gid].add(index)
             plan, room = trial, slack(f)

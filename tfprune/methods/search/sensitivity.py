@@ -12,7 +12,7 @@ from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.plan import PruningPlan
 from tfprune.core.rebuild import zero_out
 from tfprune.errors import TargetUnreachableError
-from tfprune.ranking.budget import resolve_latency_target, resolve_target
+from tfprune.ranking.budget import plan_figures, resolve_latency_target, resolve_target
 from tfprune.ranking.importance import magnitude, top_channels
 
 
@@ -231,7 +231,6 @@ def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, step
     if not limits:
         raise ValueError("give target_macs, target_params and/or target_latency "
                          "(with latency_table).")
-    needed = {k for _, k in limits}
     scores = magnitude(graph)
     groups = [g for g in graph.prunable_groups if g.id in sens.loss]
     counts = {g.id: g.size for g in groups}
@@ -248,14 +247,7 @@ def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, step
         return PruningPlan(graph, keep)
 
     def figures(c_):
-        plan = plan_of(c_)
-        out = {}
-        if needed & {"macs", "params"}:
-            total = cost(graph, plan)
-            out.update({k: getattr(total, k) for k in needed & {"macs", "params"}})
-        if "latency" in needed:
-            out["latency"] = latency_table.predict(plan)
-        return out
+        return plan_figures(graph, limits, plan_of(c_), latency_table)
 
     def over(f):
         return sum(max(0.0, f[k] - v) / v for v, k in limits)
