@@ -82,6 +82,7 @@ def run(model_name, target, weight, limit=None):
               callbacks=[tfprune.callbacks.HolisticBudget()])
     plan = tfprune.hfp.plan(gated)
     gate_wall = time.perf_counter() - start
+    gated_acc = protocol.accuracy(gated, test)  # what "before FT" must equal
     rows = []
     for distill in (False, True):
         t0 = time.perf_counter()
@@ -95,6 +96,7 @@ def run(model_name, target, weight, limit=None):
                "params_ratio": round(c.params / base_cost.params, 4),
                "macs_ratio": round(c.macs / base_cost.macs, 4),
                "budget_error": round(abs(c.macs / (target * base_cost.macs) - 1), 4),
+               "gated_acc": round(gated_acc, 4),
                "acc_before_finetune": round(before_ft, 4), "test_acc": round(acc, 4),
                "baseline_acc": round(base_acc, 4),
                "epochs": f"{protocol.BASELINE_EPOCHS}+{GATE_EPOCHS}+{protocol.FINETUNE_EPOCHS}",

@@ -19,19 +19,22 @@ reduced protocol trains on a fixed subset of the training images with a
 smaller batch, which keeps the number of steps per epoch of the full
 protocol (15,000 images at batch 32: 469 steps) at a quarter of the cost.
 Test accuracy is always on the full test set. Rows record the subset and
-the batch.
+the batch, and the group-lasso step (`--lasso`: proximal, the default, or
+subgradient; rows from before the proximal step existed are subgradient).
 
 Usage:
 
     python -m benchmarks.prunetrain                          # resnet20 + vgg11, r = 0.1 0.2 0.4
     python -m benchmarks.prunetrain --models resnet20 --ratios 0.4 0.2 0.1 \
         --epochs 30 --reconfigure-every 5 --train-images 15000 --batch-size 32
+    python -m benchmarks.prunetrain --models resnet20 --ratios 0.4 --lasso proximal subgradient
     python -m benchmarks.prunetrain --limit 512 --epochs 2   # smoke test: prints, writes no row
 
 Rows (kind "prunetrain") are appended to benchmarks/results.jsonl.
 """
 
 import argparse
+import itertools
 import json
 import time
 
@@ -56,7 +59,7 @@ class _Clock:
 def run(model_name, ratios=DEFAULT_RATIOS, epochs=protocol.BASELINE_EPOCHS,
         reconfigure_every=DEFAULT_RECONFIGURE_EVERY, threshold=1e-4,
         dynamic_batch=False, limit=None, train_images=None,
-        batch_size=protocol.BATCH, verbose=2, on_row=print):
+        batch_size=protocol.BATCH, verbose=2, on_row=print, lassos=("proximal",)):
     """Dense, then PruneTrain at each ratio; returns the rows.
 
     `on_row` gets each row as soon as it is measured.
@@ -86,19 +89,19 @@ def run(model_name, ratios=DEFAULT_RATIOS, epochs=protocol.BASELINE_EPOCHS,
              "cpu_s": round(dense_cpu, 1), "cpu_ratio": 1.0}]
     on_row(rows[-1])
 
-    for ratio in ratios:
+    for lasso, ratio in itertools.product(lassos, ratios):
         protocol.set_seed()  # the dense run's initial weights
         model = protocol.MODELS[model_name]()
         clock = _Clock()
         result = prunetrain.fit(
             model, train_ds, epochs=epochs, optimizer=protocol.optimizer(protocol.BASELINE_PEAK_LR, epochs, steps),
             penalty_ratio=ratio, reconfigure_every=reconfigure_every,
-            threshold=threshold, dynamic_batch=dynamic_batch, verbose=verbose)
+            threshold=threshold, dynamic_batch=dynamic_batch, verbose=verbose, mode=lasso)
         wall, cpu = clock.read()
         acc = protocol.accuracy(result.model, test_ds)
         c = tfprune.cost(result.model)
         rows.append({
-            **common, "method": "prunetrain", "penalty_ratio": ratio,
+            **common, "method": "prunetrain", "lasso": lasso, "penalty_ratio": ratio,
             "reconfigure_every": reconfigure_every, "dynamic_batch": bool(dynamic_batch),
             "params": c.params, "macs": c.macs,
             "params_ratio": round(c.params / base.params, 4),
@@ -140,6 +143,9 @@ def main(argv=None):
     p.add_argument("--limit", type=int, default=None,
                    help="use only N images per split (smoke test; writes no row)")
     p.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2])
+    p.add_argument("--lasso", nargs="+", default=["proximal"],
+                   choices=["proximal", "subgradient"],
+                   help="group-lasso step(s) to run, each at every ratio (default proximal)")
     a = p.parse_args(argv)
 
     def on_row(row):
@@ -151,12 +157,12 @@ def main(argv=None):
     for name in a.models:
         rows += run(name, a.ratios, a.epochs, a.reconfigure_every, a.threshold,
                     a.dynamic_batch, a.limit, a.train_images, a.batch_size,
-                    a.verbose, on_row)
-    print(f"{'model':<10} {'method':<11} {'r':>4} {'acc':>7} {'MACs':>6} "
+                    a.verbose, on_row, a.lasso)
+    print(f"{'model':<10} {'method':<11} {'lasso':<11} {'r':>4} {'acc':>7} {'MACs':>6} "
           f"{'FLOPs':>6} {'wall':>6} {'CPU':>6}  (ratios to dense)")
     for r in rows:
         ratio = "" if r["penalty_ratio"] is None else f"{r['penalty_ratio']:.2f}"
-        print(f"{r['model']:<10} {r['method']:<11} {ratio:>4} {r['test_acc']:>7.4f} "
+        print(f"{r['model']:<10} {r['method']:<11} {r.get('lasso') or '':<11} {ratio:>4} {r['test_acc']:>7.4f} "
               f"{r['macs_ratio']:>6.3f} {r['train_flops_ratio']:>6.3f} "
               f"{r['wall_ratio']:>6.3f} {r['cpu_ratio']:>6.3f}")
 

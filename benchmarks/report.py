@@ -21,7 +21,7 @@ from tfprune.core.fileio import write_atomic
 REPORT = os.path.join(results.ROOT, "BENCHMARKS.md")
 
 # Column headers where the field's name is not clear enough.
-NAMES = {"acc_before_finetune": "before FT", "target": "target MACs",
+NAMES = {"acc_before_finetune": "before FT", "gated_acc": "gated", "target": "target MACs",
          "budget_error": "budget err", "acc_drop": "Δacc"}
 
 
@@ -77,18 +77,26 @@ def _latency_derive(r):
     return r
 
 
+def _prunetrain_derive(r):
+    if r["method"] == "dense":
+        r["lasso"] = None
+    return r
+
+
 SECTIONS = (
     Section(
         "Accuracy against MACs", "accuracy",
         ("model", "framework", "method", "target", "scope", "params", "macs",
-         "params_ratio", "macs_ratio", "acc_before_finetune", "test_acc", "baseline_acc",
+         "params_ratio", "macs_ratio", "gated_acc", "acc_before_finetune", "test_acc",
+         "baseline_acc",
          "drop", "budget_error", "epochs", "wall_s", "machine"),
         "Methods: `l1` (global L1 ranking, `benchmarks.run`), `hfp` / `hfp+kd` "
         "(Holistic Filter Pruning, fine-tuned without / with distillation, "
         "`benchmarks.hfp`), `ga+kd` (genetic channel search, distillation, "
         "`benchmarks.genetic`). Rows of another framework (e.g. `torch-pruning`) "
         "are peers run under the same protocol by their own script. `before FT`: "
-        "test accuracy right after pruning; `budget err`: |achieved / target - 1| "
+        "test accuracy right after pruning; `gated`: HFP's gated model's test "
+        "accuracy at the end of gate training (what `before FT` should equal); `budget err`: |achieved / target - 1| "
         "for HFP. `Δ pts`: test accuracy minus the row's own framework's "
         "baseline, in points. Epochs: baseline + pruning-time training + "
         "fine-tuning.",
@@ -120,7 +128,7 @@ SECTIONS = (
         "timed in turns in one run (`benchmarks.hfp --parts steptime`)."),
     Section(
         "PruneTrain against dense training", "prunetrain",
-        ("model", "method", "penalty_ratio", "epochs", "reconfigure_every",
+        ("model", "method", "lasso", "penalty_ratio", "epochs", "reconfigure_every",
          "train_images", "batch_size", "test_acc", "dense_acc", "acc_drop", "macs_ratio",
          "params_ratio", "train_flops_ratio", "wall_s", "wall_ratio", "cpu_s",
          "cpu_ratio", "machine"),
@@ -133,8 +141,10 @@ SECTIONS = (
         "CPU seconds (the process, all threads) are less disturbed by other jobs. "
         "A row that removed nothing (macs ratio 1) did the dense run's work: its "
         "wall ratio measures the noise and the difference between the two "
-        "training paths, so read the other rows' wall ratios against it.",
-        figure="prunetrain"),
+        "training paths, so read the other rows' wall ratios against it. `lasso`: "
+        "the group-lasso step, proximal (soft-thresholding after each optimizer "
+        "step) or subgradient (the penalty's gradient).",
+        derive=_prunetrain_derive, figure="prunetrain"),
     Section(
         "The tool itself", "tool",
         ("model", "method", "median_s", "runs", "machine"),

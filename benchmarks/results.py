@@ -32,7 +32,9 @@ ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results.jsonl")
 
 # Defaults of fields that older rows or callers leave out.
-DEFAULTS = {"kind": "accuracy", "framework": "tfprune"}
+DEFAULTS = {"kind": "accuracy", "framework": "tfprune",
+            # PruneTrain rows before the proximal step existed
+            "lasso": "subgradient"}
 
 # The fields that name one configuration, per kind of row; rows of a kind
 # not listed here are told apart by DEFAULT_CONFIG_KEYS. A later row of the
@@ -44,7 +46,7 @@ CONFIG_KEYS = {
     "fitness": ("model", "method", "target"),
     "steptime": ("model", "method"),
     "tool": ("model", "method"),
-    "prunetrain": ("model", "method", "penalty_ratio", "epochs", "reconfigure_every",
+    "prunetrain": ("model", "method", "lasso", "penalty_ratio", "epochs", "reconfigure_every",
                    "dynamic_batch", "train_images", "batch_size"),
     "latency": ("framework", "model", "method", "target", "scope", "round_to",
                 "quantization", "threads"),
