@@ -263,9 +263,17 @@ def test_unreachable_latency_target(model, table):
         tfprune.prune(model, "l1", target_latency=0.01, latency_table=table)
 
 
-def test_target_latency_needs_a_table(model):
-    with pytest.raises(ValueError, match="latency_table"):
-        tfprune.prune(model, "l1", target_latency=0.5)
+@pytest.mark.parametrize("entry", [
+    lambda model, **kw: tfprune.prune(model, "l1", **kw),
+    lambda model, **kw: tfprune.hfp.attach(model, **kw),
+    lambda model, **kw: tfprune.search.allocate(tfprune.analyze(model), None, **kw),
+    lambda model, **kw: tfprune.search.GeneticChannelSearch(model, None, **kw),
+], ids=["prune", "hfp.attach", "allocate", "GeneticChannelSearch"])
+def test_every_entry_point_checks_its_targets(model, entry):
+    with pytest.raises(ValueError, match="needs latency_table"):
+        entry(model, target_latency=0.5)
+    with pytest.raises(ValueError, match="give target_macs or target_params"):
+        entry(model)
 
 
 def test_json_round_trip(model, table, tmp_path):

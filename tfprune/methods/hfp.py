@@ -81,7 +81,7 @@ from tfprune.core.plan import PruningPlan
 from tfprune.core.replicas import MultiWorkerFit, per_replica, strategy_scope
 from tfprune.errors import InvalidPlanError, TfpruneError
 from tfprune.latency import LatencyTable, LatencyTableMismatchError
-from tfprune.ranking.budget import fit_plan, resolve_latency_target, resolve_target
+from tfprune.ranking.budget import check_targets, fit_plan, resolve_latency_target, resolve_target
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
@@ -113,9 +113,8 @@ class GatedModel(MultiWorkerFit, keras.Model):
         table = kwargs.pop("latency_table", None)
         if isinstance(table, dict):
             table = LatencyTable.from_dict(table)
-        if self.target_latency is not None and table is None:
-            raise ValueError("target_latency needs latency_table= (a LatencyTable "
-                             "measured for the model before gating).")
+        if self.target_latency is not None:
+            check_targets(target_latency=self.target_latency, latency_table=table)
         self.latency_table = table
         self.weight = float(kwargs.pop("weight", 5.0))
         self.threshold = float(kwargs.pop("threshold", 0.05))
@@ -368,12 +367,7 @@ def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.
     gated = tfprune.hfp.attach(model, target_latency=0.5, latency_table=table)
     ```
     """
-    if target_macs is None and target_params is None and target_latency is None:
-        raise ValueError("give target_macs, target_params and/or target_latency "
-                         "(with latency_table).")
-    if target_latency is not None and latency_table is None:
-        raise ValueError("target_latency needs latency_table=, measured with "
-                         "tfprune.latency.LatencyTable.measure(model).")
+    check_targets(target_macs, target_params, target_latency, latency_table)
     # Under a tf.distribute strategy the gated copy's variables (weights,
     # gates, budget progress) belong to the strategy of the model.
     with strategy_scope(model):
@@ -538,9 +532,7 @@ def plan(model, target_macs=None, target_params=None, round_to=1, target_latency
             target_latency = f"{float(target_latency)!r}ms"
     else:
         hardened = False  # a new target: plan it from the factors
-    if target_latency is not None and latency_table is None:
-        raise ValueError("target_latency needs latency_table= (a LatencyTable "
-                         "measured for the model before gating).")
+    check_targets(target_macs, target_params, target_latency, latency_table)
     scores = gate_scores(model)
     folded = fold_gates(model)
     graph = analyze(folded)

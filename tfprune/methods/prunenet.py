@@ -52,7 +52,7 @@ from tfprune.core.cost import cost
 from tfprune.core.data import as_arrays
 from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.rebuild import zero_out
-from tfprune.ranking.budget import fit_plan, resolve_target
+from tfprune.ranking.budget import check_targets, fit_plan, resolve_target
 
 
 def _consumer_inputs(graph):
@@ -236,8 +236,7 @@ def prune(model, data, target_macs=None, target_params=None, round_to=1,
     slim = tfprune.rebuild(model, plan)  # then fine-tune slim
     ```
     """
-    if target_macs is None and target_params is None:
-        raise ValueError("give target_macs or target_params (or both).")
+    check_targets(target_macs, target_params, latency=False)
     if not isinstance(iterative_steps, int) or iterative_steps < 1:
         raise ValueError(
             f"iterative_steps must be a positive integer, got {iterative_steps!r}.")

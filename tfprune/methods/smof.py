@@ -61,7 +61,7 @@ from tfprune.core.kernel_masks import (
 )
 from tfprune.core.plan import PruningPlan
 from tfprune.errors import TargetUnreachableError, TfpruneError
-from tfprune.ranking.budget import resolve_target
+from tfprune.ranking.budget import check_targets, resolve_target
 
 _OPTIONS = ("target_macs", "target_params", "weight", "threshold")
 
@@ -258,8 +258,7 @@ def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.
     slim = tfprune.rebuild(masked, plan)
     ```
     """
-    if target_macs is None and target_params is None:
-        raise ValueError("give target_macs or target_params (or both).")
+    check_targets(target_macs, target_params, latency=False)
     graph = analyze(model)
     if any(n.class_name in (GATE, KERNEL_MASK) for n in graph.nodes):
         raise TfpruneError(f"model '{model.name}' already has gates or kernel masks.")

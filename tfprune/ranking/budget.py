@@ -19,6 +19,33 @@ from tfprune.errors import TargetUnreachableError
 SCOPES = ("global", "uniform")
 
 
+def check_targets(target_macs=None, target_params=None, target_latency=None,
+                  latency_table=None, *, latency=True):
+    """Checks that a method was given something to prune to.
+
+    Args:
+        target_macs, target_params, target_latency: the targets as given.
+        latency_table: the `LatencyTable` a latency target is read from.
+        latency: whether the method takes a latency target (for the message).
+
+    Raises:
+        ValueError: no target at all, or a latency target without its table.
+
+    Example:
+
+    ```python
+    check_targets(target_macs=0.5)
+    ```
+    """
+    if target_macs is None and target_params is None and target_latency is None:
+        raise ValueError("give target_macs or target_params (or both)"
+                         + (", or target_latency with latency_table=." if latency else "."))
+    if target_latency is not None and latency_table is None:
+        raise ValueError("target_latency needs latency_table=, measured with "
+                         "tfprune.latency.LatencyTable.measure(model) on the model "
+                         "before pruning or gating.")
+
+
 def resolve_target(value, base, what):
     """A target given as a fraction (<= 1) or an absolute count, as a count.
 
@@ -162,12 +189,7 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
-    if target_macs is None and target_params is None and target_latency is None:
-        raise ValueError("give target_macs or target_params (or both), or "
-                         "target_latency with latency_table.")
-    if target_latency is not None and latency_table is None:
-        raise ValueError("target_latency needs latency_table=, measured with "
-                         "tfprune.latency.LatencyTable.measure(model).")
+    check_targets(target_macs, target_params, target_latency, latency_table)
     if latency_table is not None:
         latency_table.check(graph)
     if round_to == "auto":

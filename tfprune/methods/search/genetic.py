@@ -38,6 +38,7 @@ from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.plan import PruningPlan
 from tfprune.core.rebuild import zero_out
 from tfprune.methods.search.sensitivity import ConsumerWeights, allocate, sensitivity
+from tfprune.ranking.budget import check_targets
 from tfprune.ranking.importance import magnitude, top_channels
 
 
@@ -202,9 +203,7 @@ class GeneticChannelSearch:
                  sensitivity=None, population=32, generations=30, seed=0, round_to=1,
                  fitness="two_step", real_loss_top=2, positions=1024, batch_size=256,
                  from_logits=True, verbose=True, target_latency=None, latency_table=None):
-        if target_latency is not None and latency_table is None:
-            raise ValueError("target_latency needs latency_table=, measured with "
-                             "tfprune.latency.LatencyTable.measure(model).")
+        check_targets(target_macs, target_params, target_latency, latency_table)
         if fitness not in ("two_step", "real_loss"):
             raise ValueError(f"fitness must be 'two_step' or 'real_loss', got {fitness!r}.")
         if population < 4:

@@ -12,7 +12,12 @@ from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.plan import PruningPlan
 from tfprune.core.rebuild import zero_out
 from tfprune.errors import TargetUnreachableError
-from tfprune.ranking.budget import plan_figures, resolve_latency_target, resolve_target
+from tfprune.ranking.budget import (
+    check_targets,
+    plan_figures,
+    resolve_latency_target,
+    resolve_target,
+)
 from tfprune.ranking.importance import magnitude, top_channels
 
 
@@ -212,9 +217,7 @@ def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, step
     counts = allocate(graph, sens, target_latency=0.5, latency_table=table)
     ```
     """
-    if target_latency is not None and latency_table is None:
-        raise ValueError("target_latency needs latency_table=, measured with "
-                         "tfprune.latency.LatencyTable.measure(model).")
+    check_targets(target_macs, target_params, target_latency, latency_table)
     auto = isinstance(round_to, str)
     if auto and (round_to != "auto" or latency_table is None):
         raise ValueError(f"round_to must be a positive integer or 'auto' (with "
@@ -228,9 +231,6 @@ def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, step
         limits.append((resolve_latency_target(target_latency, latency_table.base_ms),
                        "latency"))
     limits = [(v, k) for v, k in limits if v is not None]
-    if not limits:
-        raise ValueError("give target_macs, target_params and/or target_latency "
-                         "(with latency_table).")
     scores = magnitude(graph)
     groups = [g for g in graph.prunable_groups if g.id in sens.loss]
     counts = {g.id: g.size for g in groups}
