@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import tfprune
 from tfprune import cli, zoo
-from tfprune.report import MismatchedModelsError, compare_models, find_profiler
+from tfprune.comparison import MismatchedModelsError, compare_models, find_profiler
 
 
 def _small_cnn(name="cnn", width=8, second=keras.layers.Conv2D):

@@ -13,6 +13,7 @@ print(tfprune.cost(model).macs, tfprune.cost(slim).macs)
 import importlib
 
 from tfprune import callbacks, layers
+from tfprune.comparison import report
 from tfprune.core import branches
 from tfprune.core.batchnorm import recalibrate_bn
 from tfprune.core.cost import Cost, LayerCost, cost
@@ -32,7 +33,6 @@ from tfprune.errors import (
 from tfprune.methods import distill, hfp, prunenet, prunetrain, regularizers, smof
 from tfprune.ranking import importance
 from tfprune.ranking.prune import prune
-from tfprune.report import report
 
 __version__ = "0.1.0"
 
