@@ -260,10 +260,11 @@ def baseline(data, epochs, seed, tag):
         return model, saved["accuracy"], saved["wall_s"]
     wall = train(model, data, epochs, BASELINE_PEAK_LR, seed)
     acc = accuracy(model, data)
-    from tfprune.core.fileio import atomic_path  # keras is needed here, not TF
-
-    with atomic_path(path) as tmp:
-        torch.save({"state": model.state_dict(), "accuracy": acc, "wall_s": wall}, tmp)
+    # written beside, then renamed: a killed run leaves no half-written cache
+    # (tfprune's atomic_path would import Keras, absent where torch runs)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    torch.save({"state": model.state_dict(), "accuracy": acc, "wall_s": wall}, tmp)
+    os.replace(tmp, path)
     return model, acc, wall
 
 
