@@ -210,13 +210,15 @@ def prunetrain(rows, path):
         drawn += mine
         dense = next((r for r in mine if r["method"] == "dense"), None)
         runs = sorted((r for r in mine if r.get("macs_per_epoch")),
-                      key=lambda r: -(r.get("penalty_ratio") or 0))
+                      key=lambda r: (results.value(r, "lasso"), -(r.get("penalty_ratio") or 0)))
         for n, r in enumerate(runs):
             macs = [m / 1e6 for m in r["macs_per_epoch"]]
-            label = (f"PruneTrain r = {r['penalty_ratio']}: acc {r['test_acc']:.2%}, "
+            lasso = results.value(r, "lasso")
+            label = (f"PruneTrain {lasso} r = {r['penalty_ratio']}: acc {r['test_acc']:.2%}, "
                      f"MACs {r['macs_ratio']:.0%}, FLOPs {r['train_flops_ratio']:.0%}")
             ax.step(range(1, len(macs) + 1), macs, where="mid", color=f"C{n}",
-                    linewidth=2, label=label)
+                    linewidth=2, label=label,
+                    linestyle="-" if lasso == "proximal" else ":")
             # A reconfiguration after epoch e changes the width from epoch e + 1.
             cuts = [c for c in r.get("reconfigurations") or [] if c.get("removed_channels")]
             ax.plot([c["epoch"] + 0.5 for c in cuts], [c["macs"] / 1e6 for c in cuts],
