@@ -165,27 +165,32 @@ def _cpu():
     return platform.processor() or platform.machine()
 
 
-def provenance():
-    """Where and with what a row is measured now.
-
-    Returns:
-        A dict: `commit` (HEAD's full hash, None outside a git checkout),
-        `dirty` (whether tracked files other than the benchmark outputs
-        differ from HEAD) and `dirty_paths` (the first 20 of them), `date`
-        (UTC, ISO 8601), `run` (shared by the rows of one process),
-        `machine` ("N cores, CPU model"), `cores`, `cpu`, `python`, and
-        `versions` of tfprune, Keras, TensorFlow, LiteRT and NumPy (None
-        where not installed).
-    """
+def _code_state():
+    """(commit, dirty, dirty_paths) of the checkout, as it is now."""
     try:
         commit = _git("rev-parse", "HEAD").strip()
         excluded = [f":(exclude){p}" for p in OUTPUTS]
         changed = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
                        *excluded).splitlines()
         dirty_paths = [line[3:] for line in changed]
-        dirty = bool(dirty_paths)
+        return commit, bool(dirty_paths), dirty_paths
     except (OSError, subprocess.SubprocessError):
-        commit, dirty, dirty_paths = None, None, []
+        return None, None, []
+
+
+def provenance():
+    """Where and with what a row is measured now.
+
+    Returns:
+        A dict: `commit` (HEAD's full hash when this process started, None
+        outside a git checkout), `dirty` (whether tracked files other than
+        the benchmark outputs then differed from HEAD) and `dirty_paths`
+        (the first 20 of them), `date` (UTC, ISO 8601), `run` (shared by the
+        rows of one process), `machine` ("N cores, CPU model"), `cores`,
+        `cpu`, `python`, and `versions` of tfprune, Keras, TensorFlow, LiteRT
+        and NumPy (None where not installed).
+    """
+    commit, dirty, dirty_paths = _STARTED_AT
     tfprune_module = sys.modules.get("tfprune")
     versions = {name: _version(dists) for name, dists in VERSIONED.items()}
     if getattr(tfprune_module, "__version__", None):
@@ -198,6 +203,12 @@ def provenance():
     if dirty:
         info["dirty_paths"] = dirty_paths[:20]
     return info
+
+
+# The code a benchmark runs is what was checked out when its process started
+# (and imported this module): a commit made while a long run goes on must not
+# be credited with its rows.
+_STARTED_AT = _code_state()
 
 
 def _plain(obj):
