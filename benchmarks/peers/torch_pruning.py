@@ -40,6 +40,7 @@ Rows (with "framework": "torch-pruning") go to benchmarks/results through
 import argparse
 import copy
 import gzip
+import importlib.util
 import math
 import os
 import platform
@@ -260,12 +261,19 @@ def baseline(data, epochs, seed, tag):
         return model, saved["accuracy"], saved["wall_s"]
     wall = train(model, data, epochs, BASELINE_PEAK_LR, seed)
     acc = accuracy(model, data)
-    # written beside, then renamed: a killed run leaves no half-written cache
-    # (tfprune's atomic_path would import Keras, absent where torch runs)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    torch.save({"state": model.state_dict(), "accuracy": acc, "wall_s": wall}, tmp)
-    os.replace(tmp, path)
+    with _fileio().atomic_path(path) as tmp:  # a killed run leaves no half-written cache
+        torch.save({"state": model.state_dict(), "accuracy": acc, "wall_s": wall}, tmp)
     return model, acc, wall
+
+
+def _fileio():
+    """tfprune.core.fileio, loaded on its own: importing the tfprune package
+    needs Keras, which is not installed where only torch runs."""
+    spec = importlib.util.spec_from_file_location(
+        "_tfprune_fileio", os.path.join(ROOT, "tfprune", "core", "fileio.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # ---------------------------------------------------------------- pruning
