@@ -19,7 +19,6 @@ import numpy as np
 
 import tfprune
 from benchmarks import protocol, results
-from benchmarks.hfp import finetune
 from tfprune import search
 from tfprune.datasets import load
 
@@ -136,7 +135,7 @@ def main(argv=None):
                 start = time.perf_counter()
                 slim = tfprune.rebuild(base, plan)
                 before = protocol.accuracy(slim, test)
-                acc = finetune(slim, base, train, test, distill=True)
+                acc = protocol.finetune(slim, base, train, test, distill=True)
                 r = row(model_name, "ga+kd", target, base, base_acc, slim, acc,
                         {"acc_before_finetune": round(before, 4),
                          "epochs": f"{protocol.BASELINE_EPOCHS}+{protocol.FINETUNE_EPOCHS}",

@@ -55,21 +55,6 @@ def step_time_ratio(model_name, rounds=7, steps=20):
     return statistics.median(times["gated"]) / statistics.median(times["plain"]), times
 
 
-def finetune(student, teacher, train, test, distill, epochs=protocol.FINETUNE_EPOCHS):
-    if not distill:
-        protocol.train(student, train, epochs, protocol.FINETUNE_PEAK_LR)
-        return protocol.accuracy(student, test)
-    distiller = tfprune.distill.Distiller(student=student, teacher=teacher,
-                                          temperature=4.0, alpha=0.9)
-    distiller.compile(protocol.optimizer(protocol.FINETUNE_PEAK_LR, epochs,
-                                         int(train.cardinality())),
-                      metrics=["accuracy"])
-    distiller.fit(train, epochs=epochs, verbose=2)
-    student.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                    metrics=["accuracy"])
-    return protocol.accuracy(student, test)
-
-
 def run(model_name, target, weight, limit=None):
     protocol.set_seed()
     train, test = protocol.data(limit)
@@ -88,7 +73,7 @@ def run(model_name, target, weight, limit=None):
         t0 = time.perf_counter()
         slim = tfprune.rebuild(gated, plan)
         before_ft = protocol.accuracy(slim, test)
-        acc = finetune(slim, base, train, test, distill)
+        acc = protocol.finetune(slim, base, train, test, distill)
         c = tfprune.cost(slim)
         row = {"kind": "accuracy", "model": model_name,
                "method": "hfp+kd" if distill else "hfp", "target": target,

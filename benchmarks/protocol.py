@@ -13,7 +13,6 @@ either trains a new baseline instead of reusing a stale one.
 
 import hashlib
 import json
-import math
 import os
 import time
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from tfprune import datasets, zoo
 from tfprune.core.fileio import save_model, write_atomic
+from tfprune.methods import finetuning
 
 CACHE_DIR = os.path.join(os.path.dirname(__file__), "cache")
 SEED = 0
@@ -42,32 +42,8 @@ MODELS = {
 
 
 @keras.saving.register_keras_serializable(package="tfprune_benchmarks")
-class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up over the first 30% of steps to `peak`, cosine to ~0.
-
-    Args:
-        peak: the highest learning rate.
-        total_steps: length of the schedule in optimiser steps.
-        warmup: fraction of the steps spent warming up.
-    """
-
-    def __init__(self, peak, total_steps, warmup=WARMUP):
-        self.peak = float(peak)
-        self.total_steps = int(total_steps)
-        self.warmup = float(warmup)
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        up = max(1.0, self.warmup * self.total_steps)
-        down = max(1.0, self.total_steps - up)
-        rising = self.peak * step / up
-        t = keras.ops.clip((step - up) / down, 0.0, 1.0)
-        falling = self.peak * 0.5 * (1.0 + keras.ops.cos(math.pi * t))
-        return keras.ops.where(step < up, rising, falling)
-
-    def get_config(self):
-        return {"peak": self.peak, "total_steps": self.total_steps,
-                "warmup": self.warmup}
+class OneCycle(finetuning.OneCycle):
+    """`tfprune.OneCycle` under the name older benchmark files were saved with."""
 
 
 def data(limit=None, train_images=None, batch_size=BATCH):
@@ -83,10 +59,10 @@ def data(limit=None, train_images=None, batch_size=BATCH):
 
 
 def optimizer(peak_lr, epochs, steps_per_epoch):
-    """The protocol's SGD: Nesterov momentum, weight decay, one-cycle LR."""
-    return keras.optimizers.SGD(
-        learning_rate=OneCycle(peak_lr, epochs * steps_per_epoch),
-        momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY)
+    """The protocol's SGD: Nesterov momentum, weight decay, one-cycle LR
+    (the optimiser `tfprune.finetune` uses)."""
+    return finetuning.sgd(peak_lr, epochs * steps_per_epoch, MOMENTUM, WEIGHT_DECAY,
+                          WARMUP)
 
 
 def compile_for_training(model, peak_lr, epochs, steps_per_epoch):
@@ -103,6 +79,16 @@ def train(model, train_ds, epochs, peak_lr, verbose=2):
     start = time.perf_counter()
     model.fit(train_ds, epochs=epochs, verbose=verbose, shuffle=False)  # tf.data shuffles
     return time.perf_counter() - start
+
+
+def finetune(student, teacher, train_ds, test_ds, distill, epochs=FINETUNE_EPOCHS):
+    """The protocol's fine-tuning by `tfprune.finetune` (distilling from
+    `teacher` when `distill`); returns the test accuracy."""
+    import tfprune
+
+    tfprune.finetune(student, train_ds, teacher if distill else None, epochs=epochs,
+                     learning_rate=FINETUNE_PEAK_LR, verbose=2)
+    return accuracy(student, test_ds)
 
 
 def accuracy(model, test_ds):

@@ -27,7 +27,6 @@ import numpy as np
 
 import tfprune
 from benchmarks import protocol, results
-from benchmarks.hfp import finetune
 from tfprune import zoo
 from tfprune.datasets import load
 
@@ -110,7 +109,7 @@ def accuracy_part(targets, limit, methods=None):
                 start = time.perf_counter()
                 slim = tfprune.rebuild(base, plan)
                 before, before_bn = before_finetuning(slim, test, bn_x)
-                acc = finetune(slim, base, train, test, distill)
+                acc = protocol.finetune(slim, base, train, test, distill)
                 scope = "uniform" if method == "l1 uniform" else "global"
                 rows.append(row("resnet20", name.split(" ")[0], target, base, base_acc, slim,
                                 before, acc, epochs,
@@ -132,7 +131,7 @@ def claim_part(limit):
     slim = tfprune.rebuild(deep, plan)
     before, before_bn = before_finetuning(slim, test,
                                           calibration(BN_SAMPLES, limit=limit)[0])
-    acc = finetune(slim, deep, train, test, distill=False)
+    acc = protocol.finetune(slim, deep, train, test, distill=False)
     total = protocol.BASELINE_EPOCHS + protocol.FINETUNE_EPOCHS
     rows = [row("resnet56", "prunenet", target, deep, deep_acc, slim, before, acc,
                 f"{protocol.BASELINE_EPOCHS}+{protocol.FINETUNE_EPOCHS}",

@@ -39,6 +39,8 @@ class Section:
         names: column headers for this section, over `NAMES`.
         figure: the `plots.FIGURES` entry shown above the table.
         where: which rows of `kind` it shows (a predicate; default: all).
+        table: makes (rows used, the table's lines) from the chosen rows,
+            in place of one line per row (e.g. a pivot).
     """
 
     title: str
@@ -50,6 +52,7 @@ class Section:
     names: dict = dataclasses.field(default_factory=dict)
     figure: Optional[str] = None
     where: Optional[Callable] = None
+    table: Optional[Callable] = None
 
 
 def _accuracy_order(r):
@@ -77,6 +80,77 @@ def _latency_derive(r):
     return r
 
 
+# The methods of the comparison with Torch-Pruning, in the order shown:
+# (framework, method, scope) -> label.
+PEER_METHODS = {
+    ("tfprune", "l1", "global"): "tfprune `l1` (global)",
+    ("tfprune", "l1", "uniform"): "tfprune `l1` (uniform)",
+    ("tfprune", "l1+kd", "global"): "tfprune `l1+kd` (global)",
+    ("tfprune", "prunenet", "global"): "tfprune `prunenet`",
+    ("tfprune", "prunenet+kd", "global"): "tfprune `prunenet+kd`",
+    ("tfprune", "hfp+kd", None): "tfprune `hfp+kd`",
+    ("tfprune", "ga+kd", None): "tfprune `ga+kd`",
+    ("torch-pruning", "uniform-l1", "torch-pruning"): "Torch-Pruning uniform L1",
+    ("torch-pruning", "global-group-l2", "torch-pruning"): "Torch-Pruning global group L2",
+    ("torch-pruning", "global-taylor", "torch-pruning"): "Torch-Pruning global Taylor",
+}
+PEER_TARGETS = (0.5, 0.33, 0.2)
+
+
+def _peer_key(r):
+    return (results.value(r, "framework"), r["method"], r.get("scope"))
+
+
+def _is_peer_row(r):
+    return (r["model"] == "resnet20" and r.get("target") in PEER_TARGETS
+            and _peer_key(r) in PEER_METHODS and r.get("test_acc") is not None)
+
+
+def _peer_table(rows):
+    """Method x MACs kept: mean test accuracy over seeds, and its drop from
+    the framework's own baseline; the best of each framework in bold."""
+    last = {}  # the latest row of each seed: rows come oldest first
+    for r in rows:
+        last[_peer_key(r), r["target"], results.value(r, "seed")] = r
+    cells = collections.defaultdict(list)
+    for (method, target, _), r in last.items():
+        cells[method, target].append(r)
+    mean = {}
+    for key, group in cells.items():
+        n = len(group)
+        acc = sum(r["test_acc"] for r in group) / n
+        base = sum(r["baseline_acc"] for r in group) / n
+        before = [r["acc_before_finetune"] for r in group
+                  if r.get("acc_before_finetune") is not None]
+        mean[key] = (acc, 100 * (acc - base), n,
+                     sum(before) / len(before) if before else None)
+    best = {}
+    for (method, target), (_, drop, _, _) in mean.items():
+        k = (method[0], target)
+        best[k] = max(best.get(k, drop), drop)
+    out = ["| method | " + " | ".join(f"{t:.0%} MACs: acc (Δ pts), before FT"
+                                       for t in PEER_TARGETS) + " |",
+           "|---|" + "---|" * len(PEER_TARGETS)]
+    for method, label in PEER_METHODS.items():
+        row = []
+        for t in PEER_TARGETS:
+            if (method, t) not in mean:
+                row.append("")
+                continue
+            acc, drop, n, before = mean[method, t]
+            cell = f"{100 * acc:.2f}% ({drop:+.2f})"
+            if drop == best[method[0], t]:
+                cell = f"**{cell}**"
+            if n > 1:
+                cell += f", mean of {n} seeds"
+            if before is not None:
+                cell += f"; {100 * before:.1f}%"
+            row.append(cell)
+        if any(row):
+            out.append(f"| {label} | " + " | ".join(row) + " |")
+    return list(last.values()), out
+
+
 def _prunetrain_derive(r):
     if r["method"] == "dense":
         r["lasso"] = None
@@ -102,6 +176,20 @@ SECTIONS = (
         "fine-tuning.",
         order=_accuracy_order, derive=_accuracy_derive,
         names={"drop": "Δ pts"}, figure="accuracy"),
+    Section(
+        "tfprune against Torch-Pruning: resnet20, one protocol", "accuracy",
+        (),
+        "The same ResNet-20 architecture, data, augmentation, optimiser and "
+        "epochs in both frameworks (`benchmarks.peers.torch_pruning` trains and "
+        "prunes the PyTorch copy; the tfprune rows come from `benchmarks.run`, "
+        "`benchmarks.prunenet`, `benchmarks.hfp` and `benchmarks.genetic`). Each "
+        "cell: test accuracy after the 3 fine-tuning epochs, its change from the "
+        "framework's own baseline in points (bold: the framework's best at that "
+        "budget), and the accuracy right after pruning, before fine-tuning. One "
+        "seed unless the cell says otherwise. `+kd`: fine-tuned distilling from "
+        "the baseline (`tfprune.finetune`'s default when given the original). "
+        "HFP trains its gates 2 more epochs.",
+        where=_is_peer_row, table=_peer_table),
     Section(
         "Genetic search: which channels, at equal widths", "selection",
         ("model", "method", "target", "target_params", "reconstruction_error",
@@ -340,12 +428,14 @@ def render(rows, figures=None):
             continue
         if section.order:
             chosen = sorted(chosen, key=section.order)
+        used, table = (section.table(chosen) if section.table
+                       else (chosen, _table(section, chosen)))
         out += ["", f"## {section.title}", "", section.text, "",
-                provenance_note(chosen), ""]
+                provenance_note(used), ""]
         if section.figure in figures:
             path, caption = figures[section.figure]
             out += [f"![{caption}]({path})", "", f"*{caption}*", ""]
-        out += _table(section, chosen)
+        out += table
     others = collections.Counter(results.value(r, "kind") for r in shown
                                  if results.value(r, "kind") not in covered)
     if others:

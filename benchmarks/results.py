@@ -33,6 +33,8 @@ RESULTS = os.path.join(HERE, "results.jsonl")
 
 # Defaults of fields that older rows or callers leave out.
 DEFAULTS = {"kind": "accuracy", "framework": "tfprune",
+            # accuracy rows before seeds were recorded used the protocol's seed
+            "seed": 0,
             # PruneTrain rows before the proximal step existed
             "lasso": "subgradient"}
 
@@ -41,7 +43,7 @@ DEFAULTS = {"kind": "accuracy", "framework": "tfprune",
 # same configuration supersedes an earlier one in BENCHMARKS.md; both stay
 # in the log.
 CONFIG_KEYS = {
-    "accuracy": ("framework", "model", "method", "target", "scope", "round_to"),
+    "accuracy": ("framework", "model", "method", "target", "scope", "round_to", "seed"),
     "selection": ("model", "method", "target", "target_params"),
     "fitness": ("model", "method", "target"),
     "steptime": ("model", "method"),

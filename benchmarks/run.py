@@ -4,6 +4,8 @@ Usage:
 
     python -m benchmarks.run --model resnet20 --method baseline
     python -m benchmarks.run --model resnet20 --method l1 --target-macs 0.5
+    python -m benchmarks.run --model resnet20 --method l1+kd --target-macs 0.33 \
+        --scope uniform
 
 Appends the row to benchmarks/results.jsonl (with its commit, date, machine
 and library versions) and regenerates BENCHMARKS.md and its figures.
@@ -30,11 +32,12 @@ def run(model_name, method, target_macs=None, scope="global", round_to=1,
                    epochs=protocol.BASELINE_EPOCHS, wall_s=round(base_wall, 1))
     else:
         start = time.perf_counter()
-        plan = tfprune.prune(base, criterion=method, target_macs=target_macs,
+        criterion, distill = method.removesuffix("+kd"), method.endswith("+kd")
+        plan = tfprune.prune(base, criterion=criterion, target_macs=target_macs,
                              scope=scope, round_to=round_to)
         slim = tfprune.rebuild(base, plan)
         pruned_acc = protocol.accuracy(slim, test_ds)
-        protocol.train(slim, train_ds, finetune_epochs, protocol.FINETUNE_PEAK_LR)
+        protocol.finetune(slim, base, train_ds, test_ds, distill, finetune_epochs)
         wall = time.perf_counter() - start
         c = tfprune.cost(slim)
         row.update(target=target_macs, scope=scope, round_to=round_to,
@@ -55,7 +58,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=sorted(protocol.MODELS), required=True)
-    p.add_argument("--method", default="l1", help="baseline, l1, l2 or bn")
+    p.add_argument("--method", default="l1", help="baseline, l1, l2 or bn; "
+                   "a +kd suffix (l1+kd) distils from the baseline while fine-tuning")
     p.add_argument("--target-macs", type=float, default=None)
     p.add_argument("--scope", default="global", choices=["global", "uniform"])
     p.add_argument("--round-to", type=int, default=1)

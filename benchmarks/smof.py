@@ -49,7 +49,6 @@ import numpy as np
 import tflite_export
 import tfprune
 from benchmarks import latency, protocol, results
-from benchmarks.hfp import finetune
 from tfprune.core.kernels import geometry, spatial_kernel
 
 MASK_EPOCHS = 2
@@ -209,7 +208,7 @@ def accuracy_rows(model_name, target, methods=METHODS, mask_epochs=MASK_EPOCHS,
             t0 = time.perf_counter()
             slim = tfprune.rebuild(masked, plan)
             before = protocol.accuracy(slim, test)
-            acc = finetune(slim, base, train, test, method == "smof+kd", finetune_epochs)
+            acc = protocol.finetune(slim, base, train, test, method == "smof+kd", finetune_epochs)
             rows.append(_accuracy_row(
                 model_name, method, target, slim, base_cost, before, acc, base_acc,
                 f"{protocol.BASELINE_EPOCHS}+{mask_epochs}+{finetune_epochs}",
@@ -220,7 +219,7 @@ def accuracy_rows(model_name, target, methods=METHODS, mask_epochs=MASK_EPOCHS,
         plan = tfprune.prune(base, "l1", target_macs=target, scope="global")
         slim = tfprune.rebuild(base, plan)
         before = protocol.accuracy(slim, test)
-        acc = finetune(slim, base, train, test, True, finetune_epochs)
+        acc = protocol.finetune(slim, base, train, test, True, finetune_epochs)
         row = _accuracy_row(model_name, "l1+kd", target, slim, base_cost, before, acc,
                             base_acc, f"{protocol.BASELINE_EPOCHS}+{finetune_epochs}",
                             time.perf_counter() - start)

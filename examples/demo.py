@@ -1,5 +1,5 @@
 """tfprune in one run: start from a trained ResNet-20, prune it to half its
-MACs, fine-tune briefly, export both to TFLite, time them, and show what
+MACs, fine-tune briefly (distilling from the original), export both to TFLite, time them, and show what
 changed.
 
     make demo          # or: .venv/bin/python examples/demo.py
@@ -65,8 +65,9 @@ def main():
     pruned_acc = _accuracy(slim, test, f"the model pruned to {TARGET_MACS:.0%} of "
                            "the MACs by L1 norm")
     print(f"Fine-tuning the pruned model for {FINETUNE_EPOCHS} epoch on "
-          f"{FINETUNE_IMAGES:,} images...")
-    protocol.train(slim, train, FINETUNE_EPOCHS, protocol.FINETUNE_PEAK_LR, verbose=1)
+          f"{FINETUNE_IMAGES:,} images, distilling from the original...")
+    tfprune.finetune(slim, train, teacher=model, epochs=FINETUNE_EPOCHS,
+                     learning_rate=protocol.FINETUNE_PEAK_LR, verbose=1)
     tuned_acc = _accuracy(slim, test, "the fine-tuned model")
 
     os.makedirs(OUT_DIR, exist_ok=True)

@@ -313,3 +313,28 @@ def _widen(config):
             layer["config"]["filters"] *= 2
             return config
     raise AssertionError("no Conv2D in the config")
+
+
+def test_peer_table_means_seeds_and_marks_each_frameworks_best():
+    tp = {"framework": "torch-pruning", "scope": "torch-pruning"}
+    rows = [_measured(r) for r in [
+        _acc("l1", 0.5, 0.9000, seed=0, acc_before_finetune=0.1),
+        _acc("l1", 0.5, 0.9200, seed=0, acc_before_finetune=0.1),  # supersedes the first
+        _acc("uniform-l1", 0.5, 0.9100, seed=0, **tp),
+        _acc("uniform-l1", 0.5, 0.9150, seed=1, **tp),
+        _acc("global-taylor", 0.5, 0.9000, seed=0, **tp),
+        _acc("l1", 0.33, 0.9100, seed=0),
+        _acc("l1", 0.7, 0.9290, seed=0),  # not a compared budget
+    ]]
+    text = report.render(rows)
+    table = text[text.index("## tfprune against Torch-Pruning"):]
+    table = table.split("\n## ")[0]
+    lines = {line.split(" | ")[0]: line for line in table.splitlines()
+             if line.startswith("| ")}
+    l1 = lines["| tfprune `l1` (global)"]
+    assert "**92.00% (-1.00)**; 10.0%" in l1 and "91.00% (-2.00)" in l1
+    assert "90.00%" not in l1 and "92.90%" not in l1
+    tp_l1 = lines["| Torch-Pruning uniform L1"]
+    assert "**91.25% (-1.75)**, mean of 2 seeds" in tp_l1
+    assert "**" not in lines["| Torch-Pruning global Taylor"]
+    assert "`0123456` (5 rows)" in table  # the rows shown, not the superseded one

@@ -54,7 +54,8 @@ OPTIONS = {
         "--target-macs": NUMBERS, "--target-params": NUMBERS,
         "--scope": ["global", "uniform", "local"], "--round-to": INTEGERS,
         "--data": BAD_DATA, "--epochs": INTEGERS, "--generations": INTEGERS,
-        "--limit": INTEGERS,
+        "--limit": INTEGERS, "--finetune-epochs": INTEGERS, "--finetune-lr": NUMBERS,
+        "--no-distill": None,
     },
     "export": {
         "-o": OUTPUTS, "--quantize": ["none", "float16", "dynamic", "int8", "int4"],

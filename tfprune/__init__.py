@@ -31,6 +31,7 @@ from tfprune.errors import (
     UnsupportedModelError,
 )
 from tfprune.methods import distill, hfp, prunenet, prunetrain, regularizers, smof
+from tfprune.methods.finetuning import OneCycle, finetune
 from tfprune.ranking import importance
 from tfprune.ranking.prune import prune
 
@@ -38,10 +39,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Barrier", "ChannelGraph", "ChannelGroup", "Cost", "DatasetUnavailableError",
-    "InvalidPlanError", "LayerCost", "LayerSpec", "NonFiniteWeightsError",
+    "InvalidPlanError", "LayerCost", "LayerSpec", "NonFiniteWeightsError", "OneCycle",
     "PruningPlan", "TargetUnreachableError", "TfpruneError",
     "UnsupportedLayerError", "UnsupportedModelError", "analyze", "cost",
-    "branches", "callbacks", "distill", "hfp", "importance", "layers", "prune",
+    "branches", "callbacks", "distill", "finetune", "hfp", "importance", "layers", "prune",
     "prunenet", "prunetrain", "rebuild", "recalibrate_bn", "register_layer",
     "regularizers", "report", "smof", "zero_out",
 ]

@@ -2,6 +2,7 @@
 
     tfprune inspect model.keras
     tfprune prune model.keras --method l1 --target-macs 0.5 -o slim.keras [--plan plan.json]
+        [--finetune-epochs 3 --data fashion_mnist]
     tfprune export model.keras -o model.tflite --quantize int8 --data fashion_mnist
     tfprune bench a.tflite [b.tflite ...] [--threads 1] [--runs 100]
     tfprune report original.keras slim.keras -o report/ [--tflite a.tflite b.tflite]
@@ -24,6 +25,7 @@ from tfprune.cli.common import (
     fraction_or_count,
     latency_target,
     nonnegative_float,
+    nonnegative_int,
     positive_float,
     positive_int,
     round_to_arg,
@@ -75,6 +77,15 @@ def parser():
                    help="hfp/smof: epochs of mask training (default 2)")
     r.add_argument("--generations", type=positive_int, default=30,
                    help="ga: generations per group (default 30)")
+    r.add_argument("--finetune-epochs", type=nonnegative_int, default=0,
+                   help="fine-tune the pruned model this many epochs on --data "
+                   "before saving it (default 0: no fine-tuning)")
+    r.add_argument("--finetune-lr", type=positive_float, default=0.05,
+                   help="peak of the one-cycle learning rate while fine-tuning "
+                   "(default 0.05)")
+    r.add_argument("--no-distill", action="store_true",
+                   help="fine-tune on the labels only (by default the pruned "
+                   "model also learns the original's outputs)")
     r.add_argument("--limit", type=positive_int, help="use the first N training images")
     r.set_defaults(func=commands.prune)
     t = sub.add_parser("train", help="train a zoo model from scratch while pruning it",

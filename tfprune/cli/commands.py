@@ -50,6 +50,9 @@ def prune(args):
                        "one with `tfprune latency model.keras -o table.json`)")
     if table_path and not os.path.exists(table_path):
         raise CliError(f"no such file: {table_path}")
+    finetune_epochs = getattr(args, "finetune_epochs", 0)
+    if finetune_epochs and not args.data:
+        raise CliError("--finetune-epochs needs --data (e.g. --data fashion_mnist)")
     if args.round_to == "auto" and not table_path:
         raise CliError("--round-to auto reads the widths from --latency-table "
                        "table.json")
@@ -59,7 +62,11 @@ def prune(args):
     check_outputs(inputs=[args.model, args.from_plan, table_path],
                   outputs=[(args.output, ".keras", "-o"), (args.plan, ".json", "--plan")])
     plan_text = read_text(args.from_plan, "plan file") if args.from_plan else None
-    model = load_model(args.model)
+    if finetune_epochs:
+        from tfprune import datasets
+
+        datasets.info(args.data)  # an unknown or missing data set fails before pruning
+    model = original = load_model(args.model)
     check_finite(model)
     graph = tfprune.analyze(model)
     table = None
@@ -77,6 +84,8 @@ def prune(args):
                              round_to=args.round_to, target_latency=target_latency,
                              latency_table=table)
     slim = tfprune.rebuild(model, plan)
+    if finetune_epochs:
+        _finetune(args, slim, original)
     check_finite(slim, "saving the pruned model")
     before, after = tfprune.cost(graph), tfprune.cost(slim)
     if args.plan:
@@ -98,6 +107,31 @@ def prune(args):
               f"{table.quantization})")
     print(f"wrote {args.output}" + (f" and {args.plan}" if args.plan else ""))
     return 0
+
+
+def _finetune(args, slim, original):
+    """Fine-tunes `slim` on --data, distilling from the original unless
+    --no-distill, and prints its test accuracy before and after."""
+    import keras
+
+    import tfprune
+    from tfprune import datasets
+
+    last = original.layers[-1]
+    from_logits = not (isinstance(last, keras.layers.Softmax) or getattr(
+        getattr(last, "activation", None), "__name__", "") == "softmax")
+    train = datasets.load(args.data, split="train", batch_size=128, augment=True,
+                          limit=args.limit)
+    test = datasets.load(args.data, split="test", batch_size=512, limit=args.limit)
+    slim.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    before = slim.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+    teacher = None if args.no_distill else original
+    print(f"fine-tuning {args.finetune_epochs} epoch(s) on {args.data}"
+          + (" (labels only)" if teacher is None else ", distilling from the original"))
+    tfprune.finetune(slim, train, teacher, epochs=args.finetune_epochs,
+                     learning_rate=args.finetune_lr, from_logits=from_logits, verbose=2)
+    after = slim.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+    print(f"test accuracy: {before:.4f} as rebuilt, {after:.4f} fine-tuned")
 
 
 def _trained_plan(args, model, graph, target_latency=None, table=None):
