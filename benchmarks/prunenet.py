@@ -5,7 +5,8 @@ Parts:
   MACs by `prunenet` (global loss-based importance from 512 training
   images) and by `l1` (global, and uniform), accuracy before fine-tuning,
   then after the protocol's 3 epochs; `prunenet+kd` also distils from the
-  baseline while fine-tuning.
+  baseline while fine-tuning; `+refit` rows re-fit the consumers of the
+  pruned channels by least squares first (`tfprune.search.reconstruct`).
 - claim: the PruneNet paper's "a pruned deeper network beats the shallower
   one": resnet56 (8 epochs) pruned by `prunenet` to resnet20's MACs and
   fine-tuned 3 epochs, against resnet20 trained from scratch for the same
@@ -91,6 +92,16 @@ def row(model_name, method, target, base, base_acc, slim, before, acc, epochs, w
             "seed": protocol.SEED, "wall_s": round(wall, 1)}
 
 
+# plan -> the rows made from it: (method, re-fit the consumers, distil)
+VARIANTS = {
+    "prunenet": (("prunenet", False, False), ("prunenet+kd", False, True),
+                 ("prunenet+refit+kd", True, True)),
+    "l1": (("l1", False, False), ("l1+refit+kd", True, True)),
+    "l1 uniform": (("l1 uniform", False, False),),
+}
+METHODS = [name for variants in VARIANTS.values() for name, _, _ in variants]
+
+
 def accuracy_part(targets, limit, methods=None):
     protocol.set_seed()
     train, test = protocol.data(limit)
@@ -101,13 +112,13 @@ def accuracy_part(targets, limit, methods=None):
     epochs = f"{protocol.BASELINE_EPOCHS}+{protocol.FINETUNE_EPOCHS}"
     for target in targets:
         for method, (plan, plan_s) in plans(base, calib, target).items():
-            variants = [(method, False)] + ([("prunenet+kd", True)]
-                                            if method == "prunenet" else [])
-            variants = [v for v in variants if methods is None or v[0] in methods]
-            for name, distill in variants:
+            for name, refit, distill in VARIANTS[method]:
+                if methods is not None and name not in methods:
+                    continue
                 protocol.set_seed()
                 start = time.perf_counter()
-                slim = tfprune.rebuild(base, plan)
+                chosen = tfprune.search.reconstruct(base, plan, calib) if refit else plan
+                slim = tfprune.rebuild(base, chosen)
                 before, before_bn = before_finetuning(slim, test, bn_x)
                 acc = protocol.finetune(slim, base, train, test, distill)
                 scope = "uniform" if method == "l1 uniform" else "global"
@@ -177,8 +188,7 @@ def main(argv=None):
                    choices=["accuracy", "claim", "before"])
     p.add_argument("--targets", nargs="+", type=float, default=[0.5, 0.33, 0.2])
     p.add_argument("--baseline", help="--parts before: a trained .keras model")
-    p.add_argument("--methods", nargs="+", default=None,
-                   choices=["prunenet", "prunenet+kd", "l1", "l1 uniform"],
+    p.add_argument("--methods", nargs="+", default=None, choices=METHODS,
                    help="--parts accuracy: only these (default: all)")
     p.add_argument("--limit", type=int, default=None,
                    help="use only N images per split (smoke test; writes no row)")

@@ -88,6 +88,8 @@ PEER_METHODS = {
     ("tfprune", "l1+kd", "global"): "tfprune `l1+kd` (global)",
     ("tfprune", "prunenet", "global"): "tfprune `prunenet`",
     ("tfprune", "prunenet+kd", "global"): "tfprune `prunenet+kd`",
+    ("tfprune", "l1+refit+kd", "global"): "tfprune `l1+refit+kd` (global)",
+    ("tfprune", "prunenet+refit+kd", "global"): "tfprune `prunenet+refit+kd`",
     ("tfprune", "hfp+kd", None): "tfprune `hfp+kd`",
     ("tfprune", "ga+kd", None): "tfprune `ga+kd`",
     ("torch-pruning", "uniform-l1", "torch-pruning"): "Torch-Pruning uniform L1",
@@ -188,6 +190,8 @@ SECTIONS = (
         "budget), and the accuracy right after pruning, before fine-tuning. One "
         "seed unless the cell says otherwise. `+kd`: fine-tuned distilling from "
         "the baseline (`tfprune.finetune`'s default when given the original). "
+        "`+refit`: the layers reading pruned channels re-fitted by least squares "
+        "on 512 training images before fine-tuning (`tfprune.search.reconstruct`). "
         "HFP trains its gates 2 more epochs.",
         where=_is_peer_row, table=_peer_table),
     Section(

