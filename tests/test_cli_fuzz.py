@@ -55,7 +55,7 @@ OPTIONS = {
         "--scope": ["global", "uniform", "local"], "--round-to": INTEGERS,
         "--data": BAD_DATA, "--epochs": INTEGERS, "--generations": INTEGERS,
         "--limit": INTEGERS, "--finetune-epochs": INTEGERS, "--finetune-lr": NUMBERS,
-        "--no-distill": None,
+        "--no-distill": None, "--refit": None,
     },
     "export": {
         "-o": OUTPUTS, "--quantize": ["none", "float16", "dynamic", "int8", "int4"],

@@ -1,4 +1,5 @@
-"""tfprune.finetune and its one-cycle schedule; `tfprune prune --finetune-epochs`."""
+"""tfprune.finetune and its one-cycle schedule; `tfprune prune --finetune-epochs`
+and `--refit`."""
 
 import os
 
@@ -130,3 +131,24 @@ def test_cli_fine_tunes_with_distillation(tmp_path, capsys):
     assert cli.main(["prune", str(src), "--target-macs", "0.5", "--finetune-epochs", "1",
                      "-o", str(tmp_path / "x.keras")]) == 2
     assert "needs --data" in capsys.readouterr().err
+
+
+def test_cli_refit(tmp_path, capsys):
+    if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
+        pytest.skip("needs Debian's dataset-fashion-mnist")
+    keras.utils.set_random_seed(0)
+    src = tmp_path / "net.keras"
+    zoo.vgg11(input_shape=(28, 28, 1), width=0.125).save(src)
+    out = str(tmp_path / "slim.keras")
+    assert cli.main(["prune", str(src), "--target-macs", "0.5", "--refit", "--data",
+                     "fashion_mnist", "--limit", "256", "-o", out]) == 0
+    original = keras.saving.load_model(src, compile=False)
+    plan = tfprune.prune(original, target_macs=0.5)
+    slim, plain = keras.saving.load_model(out, compile=False), tfprune.rebuild(original, plan)
+    assert tfprune.cost(slim).macs == tfprune.cost(plain).macs
+    assert any(not np.allclose(a, b) for a, b in zip(slim.get_weights(), plain.get_weights()))
+    for argv, message in (([], "--refit needs --data"),
+                          (["--method", "hfp", "--data", "fashion_mnist"], "not hfp")):
+        assert cli.main(["prune", str(src), "--target-macs", "0.5", "--refit",
+                         "-o", str(tmp_path / "x.keras")] + argv) == 2
+        assert message in capsys.readouterr().err

@@ -77,6 +77,9 @@ def parser():
                    help="hfp/smof: epochs of mask training (default 2)")
     r.add_argument("--generations", type=positive_int, default=30,
                    help="ga: generations per group (default 30)")
+    r.add_argument("--refit", action="store_true",
+                   help="re-fit the layers reading pruned channels by least "
+                   "squares on 512 images of --data (l1, l2, bn, prunenet)")
     r.add_argument("--finetune-epochs", type=nonnegative_int, default=0,
                    help="fine-tune the pruned model this many epochs on --data "
                    "before saving it (default 0: no fine-tuning)")

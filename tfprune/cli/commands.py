@@ -53,6 +53,12 @@ def prune(args):
     finetune_epochs = getattr(args, "finetune_epochs", 0)
     if finetune_epochs and not args.data:
         raise CliError("--finetune-epochs needs --data (e.g. --data fashion_mnist)")
+    refit = getattr(args, "refit", False)
+    if refit and not args.data:
+        raise CliError("--refit needs --data (e.g. --data fashion_mnist)")
+    if refit and args.method in ("hfp", "smof", "ga"):
+        raise CliError(f"--refit works with --method l1, l2, bn or prunenet, not "
+                       f"{args.method}")
     if args.round_to == "auto" and not table_path:
         raise CliError("--round-to auto reads the widths from --latency-table "
                        "table.json")
@@ -62,7 +68,7 @@ def prune(args):
     check_outputs(inputs=[args.model, args.from_plan, table_path],
                   outputs=[(args.output, ".keras", "-o"), (args.plan, ".json", "--plan")])
     plan_text = read_text(args.from_plan, "plan file") if args.from_plan else None
-    if finetune_epochs:
+    if finetune_epochs or refit:
         from tfprune import datasets
 
         datasets.info(args.data)  # an unknown or missing data set fails before pruning
@@ -83,6 +89,8 @@ def prune(args):
                              target_params=args.target_params, scope=args.scope,
                              round_to=args.round_to, target_latency=target_latency,
                              latency_table=table)
+    if refit:
+        plan = tfprune.search.reconstruct(model, plan, _calibration(args))
     slim = tfprune.rebuild(model, plan)
     if finetune_epochs:
         _finetune(args, slim, original)
@@ -134,6 +142,17 @@ def _finetune(args, slim, original):
     print(f"test accuracy: {before:.4f} as rebuilt, {after:.4f} fine-tuned")
 
 
+def _calibration(args):
+    """512 training images of --data, drawn with a fixed seed."""
+    import numpy as np
+
+    from tfprune import datasets
+
+    x, y = datasets.load(args.data, split="train", as_numpy=True, limit=args.limit)
+    idx = np.random.default_rng(0).choice(len(x), min(len(x), 512), replace=False)
+    return x[idx], y[idx]
+
+
 def _trained_plan(args, model, graph, target_latency=None, table=None):
     """Plans that need data: HFP trains gates, the GA searches on samples,
     PruneNet scores channels on 512 calibration samples. hfp and ga also
@@ -142,7 +161,6 @@ def _trained_plan(args, model, graph, target_latency=None, table=None):
     Returns (plan, the model to rebuild: the gated one for HFP).
     """
     import keras
-    import numpy as np
 
     import tfprune
     from tfprune import datasets
@@ -170,15 +188,14 @@ def _trained_plan(args, model, graph, target_latency=None, table=None):
         if args.method == "hfp":
             return tfprune.hfp.plan(trained, round_to=args.round_to), trained
         return tfprune.smof.plan(trained), trained
-    x, y = datasets.load(args.data, split="train", as_numpy=True, limit=args.limit)
-    idx = np.random.default_rng(0).choice(len(x), min(len(x), 512), replace=False)
+    calib = _calibration(args)
     if args.method == "prunenet":
         plan = tfprune.prunenet.prune(
-            model, (x[idx], y[idx]), target_macs=args.target_macs,
+            model, calib, target_macs=args.target_macs,
             target_params=args.target_params, round_to=args.round_to)
         return plan, model
     search = tfprune.search.GeneticChannelSearch(
-        model, (x[idx], y[idx]), target_macs=args.target_macs,
+        model, calib, target_macs=args.target_macs,
         target_params=args.target_params, round_to=args.round_to,
         generations=args.generations, target_latency=target_latency,
         latency_table=table)
