@@ -360,7 +360,14 @@ def run(args):
             rows.append(row)
             if not reduced:
                 from benchmarks import results
-                results.append({**row, "scope": "torch-pruning", "round_to": None})
+
+                # BENCHMARKS.md is redrawn where Keras and matplotlib are
+                # installed (`python -m benchmarks.report`), not in a torch-only venv.
+                results.append({**row, "scope": "torch-pruning", "round_to": None},
+                               report=False)
+    if rows and not reduced:
+        print("rows appended to benchmarks/results.jsonl; redraw BENCHMARKS.md with "
+              "`python -m benchmarks.report`", flush=True)
     return rows
 
 
