@@ -328,6 +328,9 @@ def run(args):
     torch.set_num_threads(args.threads or torch.get_num_threads())
     reduced = bool(args.train_images or args.test_images or args.epochs != BASELINE_EPOCHS
                    or args.finetune_epochs != FINETUNE_EPOCHS)
+    if not reduced:
+        # Imported now, so rows record the commit checked out when the run began.
+        from benchmarks import results
     data = Data(load_fashion_mnist(args.data_dir), args.train_images, args.test_images)
     tag = (f"_n{args.train_images}" if args.train_images else "") + \
         (f"_t{args.test_images}" if args.test_images else "")
@@ -359,8 +362,6 @@ def run(args):
             print({**row, "machine": _machine()}, flush=True)
             rows.append(row)
             if not reduced:
-                from benchmarks import results
-
                 # BENCHMARKS.md is redrawn where Keras and matplotlib are
                 # installed (`python -m benchmarks.report`), not in a torch-only venv.
                 results.append({**row, "scope": "torch-pruning", "round_to": None},
