@@ -33,8 +33,11 @@ def run(model_name, method, target_macs=None, scope="global", round_to=1,
     else:
         start = time.perf_counter()
         criterion, distill = method.removesuffix("+kd"), method.endswith("+kd")
-        plan = tfprune.prune(base, criterion=criterion, target_macs=target_macs,
-                             scope=scope, round_to=round_to)
+        if criterion == "unpruned":  # the control: only the fine-tuning epochs
+            plan, target_macs, scope, round_to = tfprune.analyze(base).plan(), 1.0, None, None
+        else:
+            plan = tfprune.prune(base, criterion=criterion, target_macs=target_macs,
+                                 scope=scope, round_to=round_to)
         slim = tfprune.rebuild(base, plan)
         pruned_acc = protocol.accuracy(slim, test_ds)
         protocol.finetune(slim, base, train_ds, test_ds, distill, finetune_epochs)
@@ -58,8 +61,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=sorted(protocol.MODELS), required=True)
-    p.add_argument("--method", default="l1", help="baseline, l1, l2 or bn; "
-                   "a +kd suffix (l1+kd) distils from the baseline while fine-tuning")
+    p.add_argument("--method", default="l1", help="baseline, l1, l2, bn, or unpruned (a control: "
+                   "the baseline fine-tuned as the pruned models are); a +kd suffix "
+                   "(l1+kd) distils from the baseline while fine-tuning")
     p.add_argument("--target-macs", type=float, default=None)
     p.add_argument("--scope", default="global", choices=["global", "uniform"])
     p.add_argument("--round-to", type=int, default=1)
@@ -67,7 +71,7 @@ def main(argv=None):
                    help="use only N images per split (smoke test; writes no row)")
     p.add_argument("--finetune-epochs", type=int, default=protocol.FINETUNE_EPOCHS)
     a = p.parse_args(argv)
-    if a.method != "baseline" and a.target_macs is None:
+    if a.method not in ("baseline", "unpruned") and a.target_macs is None:
         p.error("--target-macs is required for a pruning method")
     run(a.model, a.method, a.target_macs, a.scope, a.round_to, a.limit,
         a.finetune_epochs)

@@ -343,7 +343,10 @@ def run(args):
     for method in args.methods:
         for target in args.targets:
             start = time.perf_counter()
-            model, ratio = prune_to_macs(base, method, target, calibration)
+            if method == "unpruned":  # the control: only the fine-tuning epochs
+                model, ratio = copy.deepcopy(base), 0.0
+            else:
+                model, ratio = prune_to_macs(base, method, target, calibration)
             macs, params = tp.utils.count_ops_and_params(model, example)
             before = accuracy(model, data)
             train(model, data, args.finetune_epochs, FINETUNE_PEAK_LR, args.seed)
@@ -396,7 +399,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--targets", nargs="+", type=float, default=[0.5, 0.33, 0.2])
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=list(METHODS),
+                   choices=METHODS + ("unpruned",),
+                   help="unpruned: a control, the baseline fine-tuned as the pruned "
+                   "models are (give --targets 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=BASELINE_EPOCHS,
                    help="baseline epochs (other than 8: a smoke run, writes no row)")
