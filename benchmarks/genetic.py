@@ -9,7 +9,12 @@ Rows:
   the params and <= 1/3 of the MACs), fine-tuned 3 epochs with distillation.
 
 Usage: python -m benchmarks.genetic [--parts selection cost accuracy]
-                                    [--models resnet20 vgg11]
+                                    [--models resnet20 vgg11] [--seed 0]
+                                    [--targets 0.5 0.33]
+
+`--seed` varies the calibration images, the search and the fine-tuning;
+every seed starts from the one cached baseline. Rows are written for the
+parts asked for only (`--parts accuracy` writes no selection rows).
 """
 
 import argparse
@@ -26,9 +31,9 @@ from tfprune.datasets import load
 CLAIM_PARAMS = 0.125
 
 
-def calibration(n=512):
+def calibration(n=512, seed=protocol.SEED):
     x, y = load("fashion_mnist", split="train", as_numpy=True)
-    idx = np.random.default_rng(protocol.SEED).choice(len(x), n, replace=False)
+    idx = np.random.default_rng(seed).choice(len(x), n, replace=False)
     return x[idx], y[idx]
 
 
@@ -41,19 +46,20 @@ def row(model_name, method, target, base, base_acc, slim, acc, extra):
             "baseline_acc": round(base_acc, 4), **extra}
 
 
-def selection(model_name, target, calib, test, limit, target_params=None):
+def selection(model_name, target, calib, test, limit, target_params=None,
+              seed=protocol.SEED):
     """GA vs L1 vs random subsets at the same widths."""
     base, base_acc, _ = protocol.baseline(model_name, limit=limit)
     graph = tfprune.analyze(base)
     sens = search.sensitivity(base, calib, limit=512)
     ga = search.GeneticChannelSearch(base, calib, target_macs=target,
                                      target_params=target_params, sensitivity=sens,
-                                     population=32, generations=30, seed=0)
+                                     population=32, generations=30, seed=seed)
     start = time.perf_counter()
     ga_plan = ga.run()
     wall = time.perf_counter() - start
     scores = tfprune.importance.magnitude(graph)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     plans = {"ga": ga_plan}
     l1, rand = {}, {}
     for gid, n in ga.counts.items():
@@ -74,7 +80,8 @@ def selection(model_name, target, calib, test, limit, target_params=None):
                      "target": target, "target_params": target_params,
                      "reconstruction_error": round(err, 4),
                      "acc_before_finetune": round(acc, 4),
-                     "search_s": round(wall, 1) if name == "ga" else None})
+                     "search_s": round(wall, 1) if name == "ga" else None,
+                     "seed": seed})
         print(rows[-1])
     return rows, ga_plan, base, base_acc, sens
 
@@ -109,24 +116,29 @@ def main(argv=None):
                    choices=["resnet20", "vgg11"])
     p.add_argument("--limit", type=int, default=None,
                    help="use only N images per split (smoke test; writes no row)")
+    p.add_argument("--seed", type=int, default=protocol.SEED)
+    p.add_argument("--targets", nargs="+", type=float,
+                   help="resnet20's MACs kept (default 0.5 0.33)")
     a = p.parse_args(argv)
-    protocol.set_seed()
-    train, test = protocol.data(a.limit)
-    calib = calibration(512 if a.limit is None else min(a.limit, 256))
+    protocol.set_seed(a.seed)
+    train, test = protocol.data(a.limit, seed=a.seed)
+    calib = calibration(512 if a.limit is None else min(a.limit, 256), a.seed)
     write = a.limit is None
 
     def save(r):
         if write:
             results.append(r)
 
-    targets_of = {"resnet20": (0.5, 0.33), "vgg11": (0.33,)}
+    targets_of = {"resnet20": tuple(a.targets or (0.5, 0.33)), "vgg11": (0.33,)}
     for model_name in a.models:
         for target in targets_of[model_name]:
             sel, plan, base, base_acc, sens = selection(
                 model_name, target, calib, test, a.limit,
-                target_params=CLAIM_PARAMS if model_name == "vgg11" else None)
-            for r in sel:
-                save(r)
+                target_params=CLAIM_PARAMS if model_name == "vgg11" else None,
+                seed=a.seed)
+            if "selection" in a.parts:
+                for r in sel:
+                    save(r)
             if "cost" in a.parts and model_name == "resnet20" and target == 0.5:
                 for r in fitness_cost(model_name, target, calib, test, sens, base):
                     save(r)
@@ -139,7 +151,7 @@ def main(argv=None):
                 r = row(model_name, "ga+kd", target, base, base_acc, slim, acc,
                         {"acc_before_finetune": round(before, 4),
                          "epochs": f"{protocol.BASELINE_EPOCHS}+{protocol.FINETUNE_EPOCHS}",
-                         "search_s": search_s,
+                         "search_s": search_s, "seed": a.seed,
                          "wall_s": round(search_s + time.perf_counter() - start, 1)})
                 print(r)
                 save(r)

@@ -46,14 +46,15 @@ class OneCycle(finetuning.OneCycle):
     """`tfprune.OneCycle` under the name older benchmark files were saved with."""
 
 
-def data(limit=None, train_images=None, batch_size=BATCH):
+def data(limit=None, train_images=None, batch_size=BATCH, seed=SEED):
     """(train dataset, test dataset) under the protocol.
 
     `limit` cuts both splits (smoke tests); `train_images` only the training
-    split (reduced protocols, still tested on the full test set).
+    split (reduced protocols, still tested on the full test set); `seed` the
+    training data's order and augmentation.
     """
     train = datasets.load("fashion_mnist", split="train", batch_size=batch_size,
-                          augment=True, seed=SEED, limit=limit or train_images)
+                          augment=True, seed=seed, limit=limit or train_images)
     test = datasets.load("fashion_mnist", split="test", batch_size=512, limit=limit)
     return train, test
 
@@ -154,6 +155,6 @@ def baseline(name, train_ds=None, test_ds=None, epochs=BASELINE_EPOCHS, limit=No
     return model, acc, wall
 
 
-def set_seed():
-    keras.utils.set_random_seed(SEED)
-    np.random.seed(SEED)
+def set_seed(seed=SEED):
+    keras.utils.set_random_seed(seed)
+    np.random.seed(seed)

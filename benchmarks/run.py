@@ -6,6 +6,10 @@ Usage:
     python -m benchmarks.run --model resnet20 --method l1 --target-macs 0.5
     python -m benchmarks.run --model resnet20 --method l1+kd --target-macs 0.33 \
         --scope uniform
+    python -m benchmarks.run --model resnet20 --method l1+kd --target-macs 0.2 --seed 1
+
+`--seed` varies the pruning and fine-tuning (data order, augmentation); every
+seed starts from the one cached baseline, trained with the protocol's seed.
 
 Appends the row to benchmarks/results.jsonl (with its commit, date, machine
 and library versions) and regenerates BENCHMARKS.md and its figures.
@@ -19,13 +23,16 @@ from benchmarks import protocol, results
 
 
 def run(model_name, method, target_macs=None, scope="global", round_to=1,
-        limit=None, finetune_epochs=protocol.FINETUNE_EPOCHS):
-    protocol.set_seed()
+        limit=None, finetune_epochs=protocol.FINETUNE_EPOCHS, seed=protocol.SEED):
+    protocol.set_seed(seed)
     train_ds, test_ds = protocol.data(limit)
     base, base_acc, base_wall = protocol.baseline(model_name, train_ds, test_ds, limit=limit)
+    if seed != protocol.SEED:  # the baseline above trains (if not cached) on seed 0's
+        train_ds = protocol.data(limit, seed=seed)[0]
     base_cost = tfprune.cost(base)
     row = {"kind": "accuracy", "model": model_name, "method": method,
-           "baseline_acc": round(base_acc, 4), "scope": None, "round_to": None, "target": None}
+           "baseline_acc": round(base_acc, 4), "scope": None, "round_to": None, "target": None,
+           "seed": seed}
     if method == "baseline":
         row.update(params=base_cost.params, macs=base_cost.macs, params_ratio=1.0,
                    macs_ratio=1.0, test_acc=round(base_acc, 4),
@@ -70,11 +77,14 @@ def main(argv=None):
     p.add_argument("--limit", type=int, default=None,
                    help="use only N images per split (smoke test; writes no row)")
     p.add_argument("--finetune-epochs", type=int, default=protocol.FINETUNE_EPOCHS)
+    p.add_argument("--seed", type=int, default=protocol.SEED,
+                   help="seed of the pruning and fine-tuning (the baseline is always "
+                   "the protocol's)")
     a = p.parse_args(argv)
     if a.method not in ("baseline", "unpruned") and a.target_macs is None:
         p.error("--target-macs is required for a pruning method")
     run(a.model, a.method, a.target_macs, a.scope, a.round_to, a.limit,
-        a.finetune_epochs)
+        a.finetune_epochs, a.seed)
 
 
 if __name__ == "__main__":

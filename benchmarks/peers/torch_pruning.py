@@ -33,6 +33,10 @@ Usage (from the repository root, with the `peers` extra installed):
     python -m benchmarks.peers.torch_pruning --train-images 512 --epochs 1 \
         --test-images 512   # smoke test: seconds, writes no row
 
+`--seed` varies the calibration images, the data order and the augmentation
+of pruning and fine-tuning; every seed starts from the one cached baseline
+(seed 0), as tfprune's rows do.
+
 Rows (with "framework": "torch-pruning") go to benchmarks/results through
 `results.append(row)` only for full-protocol runs.
 """
@@ -75,6 +79,7 @@ BASELINE_PEAK_LR = 0.1
 FINETUNE_EPOCHS = 3
 FINETUNE_PEAK_LR = 0.05
 WEIGHT_DECAY = 5e-4
+BASELINE_SEED = 0
 SHIFT = 2
 CALIBRATION = 512
 METHODS = ("uniform-l1", "global-group-l2", "global-taylor")
@@ -334,7 +339,9 @@ def run(args):
     data = Data(load_fashion_mnist(args.data_dir), args.train_images, args.test_images)
     tag = (f"_n{args.train_images}" if args.train_images else "") + \
         (f"_t{args.test_images}" if args.test_images else "")
-    base, base_acc, base_wall = baseline(data, args.epochs, args.seed, tag)
+    # One baseline for every seed, as tfprune's benchmarks: a seed varies the
+    # pruning and fine-tuning (calibration images, data order, augmentation).
+    base, base_acc, base_wall = baseline(data, args.epochs, BASELINE_SEED, tag)
     print(f"baseline: accuracy {base_acc:.4f} ({base_wall:.0f} s)", flush=True)
     example = torch.zeros(1, 1, 28, 28)
     base_macs, base_params = tp.utils.count_ops_and_params(base, example)
@@ -403,7 +410,9 @@ def main(argv=None):
                    choices=METHODS + ("unpruned",),
                    help="unpruned: a control, the baseline fine-tuned as the pruned "
                    "models are (give --targets 1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the pruning and fine-tuning; the baseline is always "
+                   f"the seed-{BASELINE_SEED} one")
     p.add_argument("--epochs", type=int, default=BASELINE_EPOCHS,
                    help="baseline epochs (other than 8: a smoke run, writes no row)")
     p.add_argument("--finetune-epochs", type=int, default=FINETUNE_EPOCHS)
