@@ -50,8 +50,10 @@ def parser():
     r.add_argument("model", help="a .keras model file (never modified)")
     r.add_argument("-o", "--output", help="where to write the pruned .keras model")
     r.add_argument("--method", default="l1",
-                   choices=["l1", "l2", "bn", "hfp", "ga", "smof", "prunenet"],
-                   help="l1/l2/bn: channel importance; hfp: train budget gates "
+                   choices=["l1", "l2", "bn", "group_l1", "group_l2", "hfp", "ga", "smof",
+                            "prunenet"],
+                   help="l1/l2/bn/group_l1/group_l2: channel importance (group_*: "
+                   "the filters writing a channel and the slices reading it); hfp: train budget gates "
                    "(needs --data, --epochs); smof: train kernel-ring masks and "
                    "gates (needs --data, --epochs); ga: genetic channel search "
                    "(needs --data); prunenet: global loss-based importance "
@@ -67,7 +69,7 @@ def parser():
     r.add_argument("--target-latency", type=latency_target,
                    help="predicted LiteRT latency: a fraction of the original's "
                    "(<= 1), milliseconds (> 1) or e.g. 0.8ms; needs --latency-table "
-                   "(methods l1, l2, bn, hfp, ga)")
+                   "(methods l1, l2, bn, group_l1, group_l2, hfp, ga)")
     r.add_argument("--latency-table", help="a table from `tfprune latency`")
     r.add_argument("--plan", help="also write the plan as JSON to this .json file")
     r.add_argument("--from-plan", help="rebuild from this plan JSON instead of "

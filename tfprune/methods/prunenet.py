@@ -53,26 +53,7 @@ from tfprune.core.data import as_arrays
 from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.rebuild import zero_out
 from tfprune.ranking.budget import check_targets, fit_plan, resolve_target
-
-
-def _consumer_inputs(graph):
-    """(node, input-channel weight, its input axis) for every channel mixer.
-
-    The first weight with an input axis is the one whose slice scales what
-    the layer reads of a channel (the kernel; a separable conv's depthwise
-    kernel, whose output feeds the pointwise one).
-    """
-    out = []
-    for node in graph.nodes:
-        if node.kind != "mixer" or not node.first_call:
-            continue
-        layout = node.spec.weights if node.spec is not None else {}
-        weights = {w.name: w for w in node.layer.weights}
-        for name, axes in layout.items():
-            if axes.input_axis is not None and name in weights:
-                out.append((node, weights[name], axes.input_axis))
-                break
-    return out
+from tfprune.ranking.importance import consumer_inputs
 
 
 def _loss_gradients(model, variables, x, y, loss_fn):
@@ -170,7 +151,7 @@ def _scores(graph, model, data, loss, from_logits, num_samples, batch_size, seed
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     x, y = arrays if arrays is not None else _calibration(data, num_samples, seed)
     loss_fn = loss or _default_loss(from_logits)
-    consumers = _consumer_inputs(graph)
+    consumers = consumer_inputs(graph)
     # weights of `model` (it may be a zeroed copy of graph.model: same names)
     variables = [_same_weight(model, node, var) for node, var, _ in consumers]
     total = np.zeros(graph.num_channels, dtype=np.float64)
@@ -181,7 +162,8 @@ def _scores(graph, model, data, loss, from_logits, num_samples, batch_size, seed
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         grads = _loss_gradients(model, variables, xb, yb, loss_fn)
         taylor = np.zeros(graph.num_channels, dtype=np.float64)
-        for (node, _, axis), var, grad in zip(consumers, variables, grads):
+        for (node, _, axes), var, grad in zip(consumers, variables, grads):
+            axis = axes.input_axis
             w = keras.ops.convert_to_numpy(var).astype(np.float64)
             term = np.moveaxis(w * grad, axis, 0).reshape(w.shape[axis], -1).sum(axis=1)
             chans = graph.channels[node.inputs[0]]

@@ -31,11 +31,41 @@ def _per_output_channel(node, p):
     return np.sqrt((flat.astype(np.float64) ** 2).sum(axis=axis))
 
 
-def _scatter(graph, contributions):
-    """Sums (tensor key, per-channel values) pairs into per-group arrays."""
+def consumer_inputs(graph):
+    """(node, input-channel weight, its `WeightAxes`) for every channel mixer.
+
+    The first weight with an input axis is the one whose slice scales what
+    the layer reads of a channel (the kernel; a separable conv's depthwise
+    kernel, whose output feeds the pointwise one).
+    """
+    out = []
+    for node in graph.nodes:
+        if node.kind != "mixer" or not node.first_call:
+            continue
+        layout = node.spec.weights if node.spec is not None else {}
+        weights = {w.name: w for w in node.layer.weights}
+        for name, axes in layout.items():
+            if axes.input_axis is not None and name in weights:
+                out.append((node, weights[name], axes))
+                break
+    return out
+
+
+def _per_input_channel(weight, axes, p):
+    """Sum of |w|^p over the slice of `weight` that reads each input feature."""
+    value = keras.ops.convert_to_numpy(weight).astype(np.float64)
+    flat = np.moveaxis(value, axes.input_axis, 0).reshape(value.shape[axes.input_axis], -1)
+    return (np.abs(flat) ** p).sum(axis=1)
+
+
+def _scatter(graph, contributions, flat=False):
+    """Sums (tensor key, per-channel values) pairs into per-group arrays (or,
+    with `flat`, one array in the graph-wide channel numbering)."""
     total = np.zeros(graph.num_channels, dtype=np.float64)
     for key, values in contributions:
         np.add.at(total, graph.channels[key], values)
+    if flat:
+        return total
     return {g.id: total[g.offset:g.offset + g.size] for g in graph.groups}
 
 
@@ -80,20 +110,70 @@ def magnitude(graph, p=1):
     return _scatter(graph, contributions)
 
 
+def group_magnitude(graph, p=1):
+    """L1 or L2 norm of every weight slice that writes or reads each channel.
+
+    Where `magnitude` looks only at the filters producing a channel, this
+    also counts the consumers' input slices (how strongly the next layers
+    use the channel) and |gamma| of BatchNormalization: behind a
+    BatchNormalization a filter's own scale is normalised away, so the
+    reading side is what tells an idle channel from a used one. The
+    contributions are summed over the group, as Torch-Pruning's group
+    magnitude importance does (up to a factor common to the group).
+
+    Args:
+        graph: a `ChannelGraph`.
+        p: 1 or 2.
+
+    Returns:
+        dict group id -> array of scores.
+
+    Example:
+
+    ```python
+    scores = tfprune.importance.group_magnitude(tfprune.analyze(model), p=1)
+    plan = fit_plan(graph, scores, target_macs=0.5)
+    ```
+    """
+    if p not in (1, 2):
+        raise ValueError(f"p must be 1 or 2, got {p!r}.")
+    consumed = np.zeros(graph.num_channels, dtype=np.float64)
+    for node, weight, axes in consumer_inputs(graph):
+        powers, chans = _per_input_channel(weight, axes, p), graph.channels[node.inputs[0]]
+        # a grouped conv reads only its group's channels: no per-channel slice
+        if len(powers) != len(chans):
+            continue
+        # one norm per layer and channel (a Dense after Flatten reads a
+        # channel at every position: one slice)
+        per_layer = np.zeros(graph.num_channels, dtype=np.float64)
+        np.add.at(per_layer, chans, powers)
+        consumed += per_layer ** (1.0 / p)
+    # gamma is a one-element slice per channel: its L1 and L2 norms are |gamma|
+    consumed += _scatter(graph, [(key, np.abs(gamma)) for key, gamma in _bn_gammas(graph)],
+                         flat=True)
+    produced = magnitude(graph, p)
+    return {g.id: produced[g.id] + consumed[g.offset:g.offset + g.size]
+            for g in graph.groups}
+
+
+def _bn_gammas(graph):
+    """(input tensor key, gamma) of every BatchNormalization with a scale."""
+    out = []
+    for node in graph.nodes:
+        if node.first_call and node.class_name == "BatchNormalization" and node.kind == "channelwise":
+            gamma = [w for w in node.layer.weights if w.name == "gamma"]
+            if gamma:
+                out.append((node.inputs[0], keras.ops.convert_to_numpy(gamma[0])))
+    return out
+
+
 def bn_scale(graph):
     """|gamma| of the BatchNormalization layers in each group (Liu et al. 2017).
 
     Channels of groups without BatchNormalization score 0 plus their L1 norm
     scaled down by 1e-6, so they still rank by magnitude among themselves.
     """
-    contributions = []
-    for node in graph.nodes:
-        if node.first_call and node.class_name == "BatchNormalization" and node.kind == "channelwise":
-            gamma = [w for w in node.layer.weights if w.name == "gamma"]
-            if gamma:
-                contributions.append((node.inputs[0],
-                                      np.abs(keras.ops.convert_to_numpy(gamma[0]))))
-    scores = _scatter(graph, contributions)
+    scores = _scatter(graph, [(key, np.abs(gamma)) for key, gamma in _bn_gammas(graph)])
     fallback = magnitude(graph, p=1)
     return {gid: s + 1e-6 * fallback[gid] for gid, s in scores.items()}
 
@@ -102,4 +182,6 @@ CRITERIA = {
     "l1": lambda graph: magnitude(graph, p=1),
     "l2": lambda graph: magnitude(graph, p=2),
     "bn": bn_scale,
+    "group_l1": lambda graph: group_magnitude(graph, p=1),
+    "group_l2": lambda graph: group_magnitude(graph, p=2),
 }

@@ -19,8 +19,10 @@ def prune(model, criterion="l1", target_macs=None, target_params=None,
         model: a functional or Sequential `keras.Model` (or its
             `ChannelGraph`).
         criterion: channel-importance criterion: "l1" or "l2" (norm of the
-            filters producing each channel, summed over its group), or "bn"
-            (|gamma| of BatchNormalization).
+            filters producing each channel, summed over its group), "bn"
+            (|gamma| of BatchNormalization), or "group_l1" / "group_l2"
+            (also the consumers' input slices and |gamma|: see
+            `tfprune.importance.group_magnitude`).
         target_macs: fraction of the original MACs (e.g. 0.5) or an absolute
             number of MACs; finite and positive.
         target_params: the same for the number of parameters.
