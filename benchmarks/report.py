@@ -98,6 +98,11 @@ PEER_METHODS = {
     ("torch-pruning", "uniform-l1", "torch-pruning"): "Torch-Pruning uniform L1",
     ("torch-pruning", "global-group-l2", "torch-pruning"): "Torch-Pruning global group L2",
     ("torch-pruning", "global-taylor", "torch-pruning"): "Torch-Pruning global Taylor",
+    # diagnostics: Torch-Pruning and PyTorch fine-tuning from tfprune's own baseline
+    ("torch-pruning", "uniform-l1@keras-baseline", "torch-pruning"):
+        "diagnostic: Torch-Pruning uniform L1 from tfprune's baseline",
+    ("torch-pruning", "global-group-l2@keras-baseline", "torch-pruning"):
+        "diagnostic: Torch-Pruning global group L2 from tfprune's baseline",
     # controls: each baseline fine-tuned as the pruned models are, nothing removed
     ("tfprune", "unpruned", None): "control: tfprune baseline + fine-tuning",
     ("torch-pruning", "unpruned", "torch-pruning"): "control: PyTorch baseline + fine-tuning",
@@ -134,7 +139,7 @@ def _peer_table(rows):
                      sum(before) / len(before) if before else None)
     best = {}
     for (method, target), (_, drop, _, _) in mean.items():
-        if method[1] == "unpruned":
+        if method[1] == "unpruned" or "@" in method[1]:  # controls, diagnostics
             continue
         k = (method[0], target)
         best[k] = max(best.get(k, drop), drop)

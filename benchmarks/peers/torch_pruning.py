@@ -159,9 +159,12 @@ def _bn(channels):
 
 
 class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
+    def __init__(self, cin, cout, stride, keras_padding=False):
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        # Keras "same" at stride 2 pads one pixel at the bottom/right only;
+        # PyTorch's padding=1 pads both sides (a one-pixel shift of the grid).
+        self.pad = (0, 1, 0, 1) if keras_padding and stride == 2 else None
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 0 if self.pad else 1, bias=False)
         self.bn1 = _bn(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = _bn(cout)
@@ -171,7 +174,7 @@ class Block(nn.Module):
                                           _bn(cout))
 
     def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
+        y = F.relu(self.bn1(self.conv1(F.pad(x, self.pad) if self.pad else x)))
         y = self.bn2(self.conv2(y))
         return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
 
@@ -179,7 +182,7 @@ class Block(nn.Module):
 class ResNet(nn.Module):
     """He et al.'s CIFAR ResNet, as tfprune.zoo.resnet builds it."""
 
-    def __init__(self, depth=20, classes=10, in_channels=1):
+    def __init__(self, depth=20, classes=10, in_channels=1, keras_padding=False):
         super().__init__()
         n = (depth - 2) // 6
         self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False),
@@ -187,7 +190,7 @@ class ResNet(nn.Module):
         blocks, cin = [], 16
         for stage, width in enumerate((16, 32, 64)):
             for b in range(n):
-                blocks.append(Block(cin, width, 2 if stage and not b else 1))
+                blocks.append(Block(cin, width, 2 if stage and not b else 1, keras_padding))
                 cin = width
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(64, classes)
@@ -271,6 +274,54 @@ def baseline(data, epochs, seed, tag):
     return model, acc, wall
 
 
+def keras_baseline(path, data):
+    """(model, accuracy, 0.0): tfprune's Keras baseline in this ResNet.
+
+    `path` is written by `python -m benchmarks.peers.keras_weights`: Keras
+    weights by "layer/weight" name. The network is built with Keras's
+    stride-2 padding, and must score on the test set what it scored in Keras.
+    """
+    arrays = np.load(path)
+    model = ResNet(keras_padding=True)
+
+    def put(tensor, array):
+        array = torch.from_numpy(np.ascontiguousarray(array))
+        if tensor.shape != array.shape:
+            raise SystemExit(f"{path}: a weight of shape {tuple(array.shape)} does not fit "
+                             f"{tuple(tensor.shape)}; export a resnet20 baseline.")
+        with torch.no_grad():
+            tensor.copy_(array)
+
+    def conv(module, name):  # Keras (kh, kw, in, out) -> PyTorch (out, in, kh, kw)
+        put(module.weight, arrays[f"{name}/kernel"].transpose(3, 2, 0, 1))
+
+    def bn(module, name):
+        for tensor, weight in ((module.weight, "gamma"), (module.bias, "beta"),
+                               (module.running_mean, "moving_mean"),
+                               (module.running_var, "moving_variance")):
+            put(tensor, arrays[f"{name}/{weight}"])
+
+    conv(model.stem[0], "stem_conv")
+    bn(model.stem[1], "stem_bn")
+    per_stage = len(model.blocks) // 3
+    for i, block in enumerate(model.blocks):
+        prefix = f"stage{i // per_stage + 1}_block{i % per_stage}"
+        conv(block.conv1, f"{prefix}_conv1")
+        bn(block.bn1, f"{prefix}_bn1")
+        conv(block.conv2, f"{prefix}_conv2")
+        bn(block.bn2, f"{prefix}_bn2")
+        if block.shortcut is not None:
+            conv(block.shortcut[0], f"{prefix}_shortcut_conv")
+            bn(block.shortcut[1], f"{prefix}_shortcut_bn")
+    put(model.fc.weight, arrays["predictions/kernel"].T)
+    put(model.fc.bias, arrays["predictions/bias"])
+    acc, keras_acc = accuracy(model, data), float(arrays["test_acc"])
+    if abs(acc - keras_acc) > 0.002 and len(data.x_test) == 10000:
+        raise SystemExit(f"{path}: the converted baseline scores {acc:.4f}, Keras "
+                         f"{keras_acc:.4f}; the conversion is wrong.")
+    return model, acc, 0.0
+
+
 def _fileio():
     """tfprune.core.fileio, loaded on its own: importing the tfprune package
     needs Keras, which is not installed where only torch runs."""
@@ -341,8 +392,13 @@ def run(args):
         (f"_t{args.test_images}" if args.test_images else "")
     # One baseline for every seed, as tfprune's benchmarks: a seed varies the
     # pruning and fine-tuning (calibration images, data order, augmentation).
-    base, base_acc, base_wall = baseline(data, args.epochs, BASELINE_SEED, tag)
-    print(f"baseline: accuracy {base_acc:.4f} ({base_wall:.0f} s)", flush=True)
+    if args.keras_baseline:
+        base, base_acc, base_wall = keras_baseline(args.keras_baseline, data)
+        print(f"baseline from {args.keras_baseline}: accuracy {base_acc:.4f}", flush=True)
+    else:
+        base, base_acc, base_wall = baseline(data, args.epochs, BASELINE_SEED, tag)
+        print(f"baseline: accuracy {base_acc:.4f} ({base_wall:.0f} s)", flush=True)
+    suffix = "@keras-baseline" if args.keras_baseline else ""
     example = torch.zeros(1, 1, 28, 28)
     base_macs, base_params = tp.utils.count_ops_and_params(base, example)
     calibration = data.calibration(seed=args.seed)
@@ -358,7 +414,7 @@ def run(args):
             before = accuracy(model, data)
             train(model, data, args.finetune_epochs, FINETUNE_PEAK_LR, args.seed)
             acc = accuracy(model, data)
-            row = {"kind": "accuracy", "model": "resnet20", "method": method,
+            row = {"kind": "accuracy", "model": "resnet20", "method": method + suffix,
                    "framework": "torch-pruning", "target": target,
                    "macs_ratio": round(macs / base_macs, 4),
                    "params_ratio": round(params / base_params, 4),
@@ -420,6 +476,10 @@ def main(argv=None):
     p.add_argument("--test-images", type=int, help="first N test images (smoke)")
     p.add_argument("--data-dir", default=DATA_DIR)
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--keras-baseline", metavar="NPZ",
+                   help="start from tfprune's Keras baseline (weights written by "
+                   "`python -m benchmarks.peers.keras_weights`) instead of the PyTorch "
+                   "one: rows get the method suffix @keras-baseline")
     run(p.parse_args(argv))
 
 
