@@ -63,9 +63,9 @@ def main():
     graph = tfprune.analyze(model)
     print(f"Analysed: {len(graph.groups)} channel groups, "
           f"{len(graph.prunable_groups)} prunable, {len(graph.barriers)} barriers.")
-    plan = tfprune.prune(graph, criterion="l1", target_macs=TARGET_MACS)
+    plan = tfprune.prune(graph, target_macs=TARGET_MACS)  # group_l1
     pruned_acc = _accuracy(tfprune.rebuild(model, plan), test, f"the model pruned to "
-                           f"{TARGET_MACS:.0%} of the MACs by L1 norm")
+                           f"{TARGET_MACS:.0%} of the MACs by group L1 norm")
     print(f"Re-fitting the layers that read pruned channels on {CALIBRATION} "
           "training images (least squares)...")
     x_cal, y_cal = tfprune.datasets.load("fashion_mnist", split="train", as_numpy=True,

@@ -49,7 +49,7 @@ def parser():
                        "params target and save the slim model.")
     r.add_argument("model", help="a .keras model file (never modified)")
     r.add_argument("-o", "--output", help="where to write the pruned .keras model")
-    r.add_argument("--method", default="l1",
+    r.add_argument("--method", default="group_l1",
                    choices=["l1", "l2", "bn", "group_l1", "group_l2", "hfp", "ga", "smof",
                             "prunenet"],
                    help="l1/l2/bn/group_l1/group_l2: channel importance (group_*: "
@@ -57,7 +57,7 @@ def parser():
                    "(needs --data, --epochs); smof: train kernel-ring masks and "
                    "gates (needs --data, --epochs); ga: genetic channel search "
                    "(needs --data); prunenet: global loss-based importance "
-                   "(needs --data) (default: l1)")
+                   "(needs --data) (default: group_l1)")
     r.add_argument("--target-macs", type=fraction_or_count,
                    help="fraction of the original MACs (<= 1) or a MACs count")
     r.add_argument("--target-params", type=fraction_or_count,
