@@ -103,6 +103,8 @@ PEER_METHODS = {
         "diagnostic: Torch-Pruning uniform L1 from tfprune's baseline",
     ("torch-pruning", "global-group-l2@keras-baseline", "torch-pruning"):
         "diagnostic: Torch-Pruning global group L2 from tfprune's baseline",
+    ("torch-pruning", "uniform-l1@keras-padding", "torch-pruning"):
+        "diagnostic: Torch-Pruning uniform L1, PyTorch baseline padded as Keras pads",
     # controls: each baseline fine-tuned as the pruned models are, nothing removed
     ("tfprune", "unpruned", None): "control: tfprune baseline + fine-tuning",
     ("torch-pruning", "unpruned", "torch-pruning"): "control: PyTorch baseline + fine-tuning",

@@ -257,12 +257,13 @@ def accuracy(model, data):
     return correct / len(data.x_test)
 
 
-def baseline(data, epochs, seed, tag):
+def baseline(data, epochs, seed, tag, keras_padding=False):
     """(model, accuracy, wall seconds): cached in benchmarks/cache."""
     os.makedirs(CACHE_DIR, exist_ok=True)
+    tag += "_kpad" if keras_padding else ""
     path = os.path.join(CACHE_DIR, f"torch_resnet20_e{epochs}_s{seed}{tag}.pt")
     torch.manual_seed(seed)
-    model = ResNet()
+    model = ResNet(keras_padding=keras_padding)
     if os.path.exists(path):
         saved = torch.load(path)
         model.load_state_dict(saved["state"])
@@ -396,9 +397,11 @@ def run(args):
         base, base_acc, base_wall = keras_baseline(args.keras_baseline, data)
         print(f"baseline from {args.keras_baseline}: accuracy {base_acc:.4f}", flush=True)
     else:
-        base, base_acc, base_wall = baseline(data, args.epochs, BASELINE_SEED, tag)
+        base, base_acc, base_wall = baseline(data, args.epochs, BASELINE_SEED, tag,
+                                             args.keras_padding)
         print(f"baseline: accuracy {base_acc:.4f} ({base_wall:.0f} s)", flush=True)
-    suffix = "@keras-baseline" if args.keras_baseline else ""
+    suffix = ("@keras-baseline" if args.keras_baseline
+              else "@keras-padding" if args.keras_padding else "")
     example = torch.zeros(1, 1, 28, 28)
     base_macs, base_params = tp.utils.count_ops_and_params(base, example)
     calibration = data.calibration(seed=args.seed)
@@ -480,6 +483,10 @@ def main(argv=None):
                    help="start from tfprune's Keras baseline (weights written by "
                    "`python -m benchmarks.peers.keras_weights`) instead of the PyTorch "
                    "one: rows get the method suffix @keras-baseline")
+    p.add_argument("--keras-padding", action="store_true",
+                   help="train and prune a PyTorch baseline padded as Keras pads a "
+                   "stride-2 'same' conv (bottom/right only): rows get the method "
+                   "suffix @keras-padding")
     run(p.parse_args(argv))
 
 
