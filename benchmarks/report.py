@@ -209,7 +209,13 @@ SECTIONS = (
         "`+refit`: the layers reading pruned channels re-fitted by least squares "
         "on 512 training images before fine-tuning (`tfprune.search.reconstruct`). "
         "HFP trains its gates 2 more epochs. The controls fine-tune each unpruned "
-        "baseline the same 3 epochs: what the extra epochs alone give.",
+        "baseline the same 3 epochs: what the extra epochs alone give. The "
+        "diagnostics change one thing in the peer: `from tfprune's baseline` prunes "
+        "and fine-tunes tfprune's own Keras baseline, converted to PyTorch "
+        "(`--keras-baseline`; it scores 92.99% there as in Keras), so both "
+        "frameworks start from the same network; `padded as Keras pads` trains "
+        "the PyTorch baseline with Keras's one-sided stride-2 padding "
+        "(`--keras-padding`).",
         where=_is_peer_row, table=_peer_table),
     Section(
         "Genetic search: which channels, at equal widths", "selection",

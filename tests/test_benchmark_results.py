@@ -323,6 +323,7 @@ def test_peer_table_means_seeds_and_marks_each_frameworks_best():
         _acc("uniform-l1", 0.5, 0.9100, seed=0, **tp),
         _acc("uniform-l1", 0.5, 0.9150, seed=1, **tp),
         _acc("global-taylor", 0.5, 0.9000, seed=0, **tp),
+        _acc("uniform-l1@keras-baseline", 0.5, 0.9250, seed=0, **tp),  # a diagnostic
         _acc("l1", 0.33, 0.9100, seed=0),
         _acc("l1", 0.7, 0.9290, seed=0),  # not a compared budget
     ]]
@@ -337,4 +338,7 @@ def test_peer_table_means_seeds_and_marks_each_frameworks_best():
     tp_l1 = lines["| Torch-Pruning uniform L1"]
     assert "**91.25% (-1.75)**, mean of 2 seeds" in tp_l1
     assert "**" not in lines["| Torch-Pruning global Taylor"]
-    assert "`0123456` (5 rows)" in table  # the rows shown, not the superseded one
+    # a diagnostic is shown but never marked as the framework's best
+    diagnostic = lines["| diagnostic: Torch-Pruning uniform L1 from tfprune's baseline"]
+    assert "92.50% (-0.50)" in diagnostic and "**" not in diagnostic
+    assert "`0123456` (6 rows)" in table  # the rows shown, not the superseded one
