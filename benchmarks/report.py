@@ -98,7 +98,7 @@ PEER_METHODS = {
     ("torch-pruning", "uniform-l1", "torch-pruning"): "Torch-Pruning uniform L1",
     ("torch-pruning", "global-group-l2", "torch-pruning"): "Torch-Pruning global group L2",
     ("torch-pruning", "global-taylor", "torch-pruning"): "Torch-Pruning global Taylor",
-    # diagnostics: Torch-Pruning and PyTorch fine-tuning from tfprune's own baseline
+    # diagnostics: the peer with one thing changed (`--keras-baseline`, `--keras-padding`)
     ("torch-pruning", "uniform-l1@keras-baseline", "torch-pruning"):
         "diagnostic: Torch-Pruning uniform L1 from tfprune's baseline",
     ("torch-pruning", "global-group-l2@keras-baseline", "torch-pruning"):

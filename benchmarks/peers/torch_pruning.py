@@ -33,6 +33,18 @@ Usage (from the repository root, with the `peers` extra installed):
     python -m benchmarks.peers.torch_pruning --train-images 512 --epochs 1 \
         --test-images 512   # smoke test: seconds, writes no row
 
+Diagnostics, each changing one thing (rows get a method suffix):
+
+    python -m benchmarks.peers.keras_weights   # tfprune's baseline, exported
+    python -m benchmarks.peers.torch_pruning --keras-baseline \
+        benchmarks/cache/resnet20_<key>.weights.npz   # @keras-baseline
+    python -m benchmarks.peers.torch_pruning --keras-padding  # @keras-padding
+
+`--keras-baseline` prunes and fine-tunes tfprune's own trained network
+(converted, it scores what it scored in Keras), so a remaining gap is the
+pruning and fine-tuning's; `--keras-padding` trains a PyTorch baseline that
+pads stride-2 convolutions as Keras does (bottom/right only).
+
 `--seed` varies the calibration images, the data order and the augmentation
 of pruning and fine-tuning; every seed starts from the one cached baseline
 (seed 0), as tfprune's rows do.
