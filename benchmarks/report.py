@@ -141,7 +141,7 @@ def _peer_table(rows):
                      sum(before) / len(before) if before else None)
     best = {}
     for (method, target), (_, drop, _, _) in mean.items():
-        if method[1] == "unpruned" or "@" in method[1]:  # controls, diagnostics
+        if PEER_METHODS[method].startswith(("control:", "diagnostic:")):
             continue
         k = (method[0], target)
         best[k] = max(best.get(k, drop), drop)
