@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from benchmarks import results
-from tfprune.core.fileio import atomic_path
+from tfprune.fileio import atomic_path
 
 FIGURES_DIR = os.path.join(results.HERE, "figures")
 DPI = 100

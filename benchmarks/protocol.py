@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from tfprune import datasets, zoo
-from tfprune.core.fileio import save_model, write_atomic
+from tfprune.fileio import save_model, write_atomic
 from tfprune.methods import finetuning
 
 CACHE_DIR = os.path.join(os.path.dirname(__file__), "cache")

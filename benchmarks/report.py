@@ -16,7 +16,7 @@ import os
 from typing import Callable, Optional
 
 from benchmarks import plots, results
-from tfprune.core.fileio import write_atomic
+from tfprune.fileio import write_atomic
 
 REPORT = os.path.join(results.ROOT, "BENCHMARKS.md")
 

@@ -22,7 +22,7 @@ import pytest
 
 import tfprune
 from tfprune import cli
-from tfprune.core import fileio
+from tfprune import fileio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION = os.path.isdir("/usr/share/datasets/fashion-mnist")
@@ -248,7 +248,7 @@ def test_no_other_atomic_write_copies():
         for base, _, files in os.walk(os.path.join(ROOT, package)):
             for name in files:
                 path = os.path.join(base, name)
-                if name.endswith(".py") and not path.endswith(os.path.join("core", "fileio.py")):
+                if name.endswith(".py") and not path.endswith(os.path.join("tfprune", "fileio.py")):
                     text = open(path).read()
                     if re.search(r"os\.(replace|rename)\(|\.partial[\"'.]", text):
                         offenders.append(os.path.relpath(path, ROOT))

@@ -49,7 +49,7 @@ history = gated.fit(x, y, epochs=6, batch_size=16, verbose=0,
 assert history.history["macs_ratio"][-1] <= 0.5, history.history
 hfp_plan = tfprune.hfp.plan(gated)
 hfp_slim = tfprune.rebuild(gated, hfp_plan)
-folded = tfprune.zero_out(tfprune.core.gates.fold_gates(gated), hfp_plan)
+folded = tfprune.zero_out(tfprune.methods.gates.fold_gates(gated), hfp_plan)
 np.testing.assert_allclose(keras.ops.convert_to_numpy(hfp_slim(x[:8])),
                            keras.ops.convert_to_numpy(folded(x[:8])), rtol=1e-5, atol=1e-4)
 assert sys.modules["tensorflow"] is None

@@ -11,7 +11,7 @@ from keras import layers
 import tfprune
 from tfprune import prunetrain, zoo
 from tfprune.cli.train import train_zoo_model
-from tfprune.core.optimizer_state import learning_rate_schedule
+from tfprune.training.optimizer_state import learning_rate_schedule
 from tfprune.methods.regularizers import GroupLasso
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

@@ -333,7 +333,7 @@ tfprune.register_layer(MyConv2D, tfprune.LayerSpec(
 
 
 def test_smof_masks_the_kernels_of_registered_convolutions_it_can_run():
-    from tfprune.core.kernel_masks import maskable
+    from tfprune.methods.smof.ring_masks import maskable
 
     inputs = keras.Input((8, 8, 3))
     x = MyConv2D(4, 3, padding="same", name="sub")(inputs)

@@ -27,8 +27,8 @@ import warnings
 import numpy as np
 
 from tflite_export import tflite_model
-from tfprune.core.fileio import write_atomic
-from tfprune.errors import TfpruneError
+from tfprune.errors import TfpruneError, UnsupportedOpError, VerificationError  # noqa: F401
+from tfprune.fileio import write_atomic
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
@@ -38,37 +38,6 @@ QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 DEFAULT_TOLERANCE = {"none": 1e-4, "float16": 2e-2}
 
 _RANDOM_SAMPLES = 8
-
-
-class UnsupportedOpError(TfpruneError, ValueError):
-    """The model needs ops that are not TFLite builtins.
-
-    Attributes:
-        ops: list of `(op, layer)` pairs, e.g. `("Cumprod", "cumulative")`;
-            `layer` is None where the converter's location names no layer.
-    """
-
-    def __init__(self, ops):
-        self.ops = list(ops)
-        by_op = {}
-        for op, layer in self.ops:
-            by_op.setdefault(op, [])
-            if layer and layer not in by_op[op]:
-                by_op[op].append(layer)
-        parts = []
-        for op, layers in by_op.items():
-            where = (" in layer " + ", ".join(f"'{n}'" for n in layers)) if layers else ""
-            parts.append(f"{op}{where}")
-        super().__init__(
-            "the model needs TensorFlow ops that are not TFLite builtins: "
-            + "; ".join(parts) + ". An Android app would need the Flex "
-            "delegate (several MB) to run them. Replace those layers with "
-            "builtin-op equivalents (e.g. Conv2D, Dense, Add, Concatenate, "
-            "ReLU, pooling, Reshape) or remove them before exporting.")
-
-
-class VerificationError(TfpruneError, AssertionError):
-    """The converted model does not compute what the Keras model computes."""
 
 
 @dataclasses.dataclass

@@ -4,7 +4,7 @@ Example:
 
 ```python
 import tfprune
-plan = tfprune.prune(model, criterion="l1", target_macs=0.5)
+plan = tfprune.prune(model, tfprune.Budget(macs=0.5))
 slim = tfprune.rebuild(model, plan)
 print(tfprune.cost(model).macs, tfprune.cost(slim).macs)
 ```
@@ -12,44 +12,47 @@ print(tfprune.cost(model).macs, tfprune.cost(slim).macs)
 
 import importlib
 
-from tfprune import callbacks, layers
-from tfprune.comparison import report
-from tfprune.core import branches
 from tfprune.core.batchnorm import recalibrate_bn
-from tfprune.core.cost import Cost, LayerCost, cost
-from tfprune.core.graph import Barrier, ChannelGraph, ChannelGroup, analyze
+from tfprune.core.budget import Budget
+from tfprune.core.cost import cost
+from tfprune.core.graph import analyze
 from tfprune.core.plan import PruningPlan
-from tfprune.core.rebuild import rebuild, zero_out
+from tfprune.core.rebuild import rebuild
 from tfprune.core.registry import LayerSpec, register_layer
 from tfprune.errors import (
     DatasetUnavailableError,
     InvalidPlanError,
+    LatencyTableMismatchError,
     NonFiniteWeightsError,
     TargetUnreachableError,
     TfpruneError,
     UnsupportedLayerError,
     UnsupportedModelError,
 )
-from tfprune.methods import distill, hfp, prunenet, prunetrain, regularizers, smof
-from tfprune.methods.finetuning import OneCycle, finetune
-from tfprune.ranking import importance
+from tfprune.methods import (
+    Method,
+    Option,
+    TrainingSession,
+    available_methods,
+    get_method,
+    register_method,
+)
+from tfprune.methods.finetuning import finetune
 from tfprune.ranking.prune import prune
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Barrier", "ChannelGraph", "ChannelGroup", "Cost", "DatasetUnavailableError",
-    "InvalidPlanError", "LayerCost", "LayerSpec", "NonFiniteWeightsError", "OneCycle",
-    "PruningPlan", "TargetUnreachableError", "TfpruneError",
-    "UnsupportedLayerError", "UnsupportedModelError", "analyze", "cost",
-    "branches", "callbacks", "distill", "finetune", "hfp", "importance", "layers", "prune",
-    "prunenet", "prunetrain", "rebuild", "recalibrate_bn", "register_layer",
-    "regularizers", "report", "smof", "zero_out",
+    "Budget", "DatasetUnavailableError", "InvalidPlanError", "LatencyTableMismatchError",
+    "LayerSpec", "Method", "NonFiniteWeightsError", "Option", "PruningPlan",
+    "TargetUnreachableError", "TfpruneError", "TrainingSession", "UnsupportedLayerError",
+    "UnsupportedModelError", "analyze", "available_methods", "cost", "finetune",
+    "get_method", "prune", "rebuild", "recalibrate_bn", "register_layer",
+    "register_method",
 ]
 
-# Modules with heavier imports (tf.data, pygad), loaded on first use.
+# Tools with heavier imports (tf.data, LiteRT), loaded on first use.
 _LAZY = {"zoo": "tfprune.zoo", "datasets": "tfprune.datasets",
-         "search": "tfprune.methods.search", "cli": "tfprune.cli",
          "latency": "tfprune.latency"}
 
 

@@ -24,16 +24,12 @@ import os
 
 from tfprune.core.cost import cost
 from tfprune.core.graph import analyze
-from tfprune.errors import TfpruneError
+from tfprune.errors import MismatchedModelsError
 from tfprune.plugins import find_plugin
 
 __all__ = ["MismatchedModelsError", "Report", "report", "find_profiler"]
 
 PROFILER_GROUP = "tfprune.profilers"
-
-
-class MismatchedModelsError(TfpruneError, ValueError):
-    """The two models of a report are not a model and its pruned copy."""
 
 
 @dataclasses.dataclass

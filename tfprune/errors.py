@@ -42,3 +42,46 @@ class NonFiniteWeightsError(TfpruneError, ValueError):
 
 class DatasetUnavailableError(TfpruneError, RuntimeError):
     """A data set is neither on disk nor loadable through tfds."""
+
+
+class LatencyTableMismatchError(TfpruneError, ValueError):
+    """A latency table was measured for a different model."""
+
+
+class MismatchedModelsError(TfpruneError, ValueError):
+    """The two models of a report are not a model and its pruned copy."""
+
+
+class UnsupportedOpError(TfpruneError, ValueError):
+    """The model needs ops that are not TFLite builtins.
+
+    Attributes:
+        ops: list of `(op, layer)` pairs, e.g. `("Cumprod", "cumulative")`;
+            `layer` is None where the converter's location names no layer.
+    """
+
+    def __init__(self, ops):
+        self.ops = list(ops)
+        by_op = {}
+        for op, layer in self.ops:
+            by_op.setdefault(op, [])
+            if layer and layer not in by_op[op]:
+                by_op[op].append(layer)
+        parts = []
+        for op, layers in by_op.items():
+            where = (" in layer " + ", ".join(f"'{n}'" for n in layers)) if layers else ""
+            parts.append(f"{op}{where}")
+        super().__init__(
+            "the model needs TensorFlow ops that are not TFLite builtins: "
+            + "; ".join(parts) + ". An Android app would need the Flex "
+            "delegate (several MB) to run them. Replace those layers with "
+            "builtin-op equivalents (e.g. Conv2D, Dense, Add, Concatenate, "
+            "ReLU, pooling, Reshape) or remove them before exporting.")
+
+
+class VerificationError(TfpruneError, AssertionError):
+    """The converted model does not compute what the Keras model computes."""
+
+
+class CliError(Exception):
+    """Bad input to the command line: printed as one line, exit status 2."""

@@ -42,11 +42,11 @@ import keras
 import numpy as np
 
 from tfprune.core.cost import cost, node_cost
-from tfprune.core.fileio import write_atomic
 from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.plan import PruningPlan
 from tfprune.core.rebuild import rebuild
-from tfprune.errors import TfpruneError
+from tfprune.errors import LatencyTableMismatchError, TfpruneError
+from tfprune.fileio import write_atomic
 from tfprune.plugins import find_plugin
 
 __all__ = ["LatencyTable", "LatencyTableMismatchError", "find_timer",
@@ -57,10 +57,6 @@ FORMAT = "tfprune.latency/1"
 # Layer kinds a group's sub-model may hold (cloned from their configs).
 _SUBMODEL_KINDS = ("mixer", "depthwise", "channelwise", "identity", "merge",
                    "concat", "flatten")
-
-
-class LatencyTableMismatchError(TfpruneError, ValueError):
-    """A latency table was measured for a different model."""
 
 
 def find_timer(name="tflite"):

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from benchmarks import protocol
-from tfprune.core.fileio import atomic_path
+from tfprune.fileio import atomic_path
 
 
 def path(name="resnet20"):

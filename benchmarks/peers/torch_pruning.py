@@ -336,10 +336,10 @@ def keras_baseline(path, data):
 
 
 def _fileio():
-    """tfprune.core.fileio, loaded on its own: importing the tfprune package
+    """tfprune.fileio, loaded on its own: importing the tfprune package
     needs Keras, which is not installed where only torch runs."""
     spec = importlib.util.spec_from_file_location(
-        "_tfprune_fileio", os.path.join(ROOT, "tfprune", "core", "fileio.py"))
+        "_tfprune_fileio", os.path.join(ROOT, "tfprune", "fileio.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

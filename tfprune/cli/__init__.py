@@ -49,39 +49,28 @@ def parser():
                        "params target and save the slim model.")
     r.add_argument("model", help="a .keras model file (never modified)")
     r.add_argument("-o", "--output", help="where to write the pruned .keras model")
-    r.add_argument("--method", default="group_l1",
-                   choices=["l1", "l2", "bn", "group_l1", "group_l2", "hfp", "ga", "smof",
-                            "prunenet"],
-                   help="l1/l2/bn/group_l1/group_l2: channel importance (group_*: "
-                   "the filters writing a channel and the slices reading it); hfp: train budget gates "
-                   "(needs --data, --epochs); smof: train kernel-ring masks and "
-                   "gates (needs --data, --epochs); ga: genetic channel search "
-                   "(needs --data); prunenet: global loss-based importance "
-                   "(needs --data) (default: group_l1)")
+    _add_method_arguments(r)
     r.add_argument("--target-macs", type=fraction_or_count,
                    help="fraction of the original MACs (<= 1) or a MACs count")
     r.add_argument("--target-params", type=fraction_or_count,
                    help="fraction of the original params (<= 1) or a count")
-    r.add_argument("--scope", default="global", choices=["global", "uniform"])
     r.add_argument("--round-to", type=round_to_arg, default=1,
                    help="keep widths multiples of N (default 1), or 'auto': "
                    "the widths --latency-table measured")
     r.add_argument("--target-latency", type=latency_target,
                    help="predicted LiteRT latency: a fraction of the original's "
-                   "(<= 1), milliseconds (> 1) or e.g. 0.8ms; needs --latency-table "
-                   "(methods l1, l2, bn, group_l1, group_l2, hfp, ga)")
+                   "(<= 1), milliseconds (> 1) or e.g. 0.8ms; needs --latency-table")
     r.add_argument("--latency-table", help="a table from `tfprune latency`")
     r.add_argument("--plan", help="also write the plan as JSON to this .json file")
     r.add_argument("--from-plan", help="rebuild from this plan JSON instead of "
                    "searching")
-    r.add_argument("--data", help="data set for hfp/ga/prunenet, e.g. fashion_mnist")
-    r.add_argument("--epochs", type=positive_int, default=2,
-                   help="hfp/smof: epochs of mask training (default 2)")
-    r.add_argument("--generations", type=positive_int, default=30,
-                   help="ga: generations per group (default 30)")
+    r.add_argument("--data", help="data set for the methods that need data or train, "
+                   "and for fine-tuning, e.g. fashion_mnist")
+    r.add_argument("--epochs", type=positive_int,
+                   help="methods that train: epochs of training (default 2)")
     r.add_argument("--refit", action="store_true",
                    help="re-fit the layers reading pruned channels by least "
-                   "squares on 512 images of --data (l1, l2, bn, prunenet)")
+                   "squares on 512 images of --data (one-shot methods)")
     r.add_argument("--finetune-epochs", type=nonnegative_int, default=0,
                    help="fine-tune the pruned model this many epochs on --data "
                    "before saving it (default 0: no fine-tuning)")
@@ -146,6 +135,32 @@ def parser():
     return p
 
 
+def _add_method_arguments(r):
+    """--method and every registered method's options, from the registry."""
+    import tfprune
+    from tfprune.cli.commands import all_options
+
+    methods = tfprune.available_methods()
+    lines = []
+    for name, m in methods.items():
+        needs = [w for w, on in (("trains: --data, --epochs", m.trains),
+                                 ("needs --data", m.needs_data and not m.trains),
+                                 ("latency targets", m.latency)) if on]
+        lines.append(f"{name}: {m.summary}" + (f" ({'; '.join(needs)})" if needs else ""))
+    r.add_argument("--method", default="group_l1", choices=list(methods),
+                   help="; ".join(lines) + " (default: group_l1)")
+    for name, option in all_options().items():
+        takers = [(m, spec.option(name)) for m, spec in methods.items()
+                  if spec.option(name) is not None]
+        values = {str(o.default) for _, o in takers}
+        defaults = (values.pop() if len(values) == 1
+                    else ", ".join(f"{m} {o.default}" for m, o in takers))
+        choices = f" ({'/'.join(map(str, option.choices))})" if option.choices else ""
+        r.add_argument(option.flag, dest=name, default=None,
+                       help=f"{'/'.join(m for m, _ in takers)}: {option.help}{choices} "
+                       f"(default: {defaults})")
+
+
 def _plugins():
     """Commands other packages add (`tflite_export` adds export and bench).
 
@@ -176,7 +191,7 @@ def main(argv=None):
             args = parser().parse_args(argv)
             return args.func(args)
         except KeyboardInterrupt:
-            # Outputs are written through tfprune.core.fileio, which removes
+            # Outputs are written through tfprune.fileio, which removes
             # its temporary file on the way out: nothing half-written is left.
             interrupts.report()
             return 130

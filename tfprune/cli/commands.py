@@ -34,41 +34,21 @@ def inspect_model(args):
 
 def prune(args):
     import tfprune
-    from tfprune.core.fileio import save_model, write_atomic
     from tfprune.core.finite import check_finite
+    from tfprune.fileio import save_model, write_atomic
 
     if args.output is None:
         raise CliError("give the output file with -o slim.keras")
-    target_latency = getattr(args, "target_latency", None)
-    if (args.target_macs is None and args.target_params is None
-            and target_latency is None and not args.from_plan):
-        raise CliError("give --target-macs, --target-params and/or --target-latency "
-                       "(or --from-plan)")
-    table_path = getattr(args, "latency_table", None)
-    if target_latency is not None and not table_path:
-        raise CliError("--target-latency needs --latency-table table.json (measure "
-                       "one with `tfprune latency model.keras -o table.json`)")
+    method = tfprune.get_method(args.method)
+    options = method_options(args, method)
+    table_path = args.latency_table
     if table_path and not os.path.exists(table_path):
         raise CliError(f"no such file: {table_path}")
-    finetune_epochs = getattr(args, "finetune_epochs", 0)
-    if finetune_epochs and not args.data:
-        raise CliError("--finetune-epochs needs --data (e.g. --data fashion_mnist)")
-    refit = getattr(args, "refit", False)
-    if refit and not args.data:
-        raise CliError("--refit needs --data (e.g. --data fashion_mnist)")
-    if refit and args.method in ("hfp", "smof", "ga"):
-        raise CliError(f"--refit works with --method l1, l2, bn or prunenet, not "
-                       f"{args.method}")
-    if args.round_to == "auto" and not table_path:
-        raise CliError("--round-to auto reads the widths from --latency-table "
-                       "table.json")
-    if target_latency is not None and args.method in ("smof", "prunenet"):
-        raise CliError(f"--target-latency works with --method l1, l2, bn, hfp or ga, "
-                       f"not {args.method}")
+    _check_method_arguments(args, method)
     check_outputs(inputs=[args.model, args.from_plan, table_path],
                   outputs=[(args.output, ".keras", "-o"), (args.plan, ".json", "--plan")])
     plan_text = read_text(args.from_plan, "plan file") if args.from_plan else None
-    if finetune_epochs or refit:
+    if args.finetune_epochs or args.refit or (method.needs_data or method.trains):
         from tfprune import datasets
 
         datasets.info(args.data)  # an unknown or missing data set fails before pruning
@@ -80,19 +60,22 @@ def prune(args):
         from tfprune.latency import LatencyTable
 
         table = LatencyTable.load(table_path, graph)
+    budget = None
+    if plan_text is None and method.budget:
+        budget = tfprune.Budget(args.target_macs, args.target_params, args.target_latency,
+                                table, args.round_to)
     if plan_text is not None:
         plan = tfprune.PruningPlan.from_json(plan_text, graph)
-    elif args.method in ("hfp", "ga", "smof", "prunenet"):
-        plan, model = _trained_plan(args, model, graph, target_latency, table)
+        slim = tfprune.rebuild(model, plan)
+    elif method.trains:
+        plan, slim = _train_with(args, method, model, budget, options)
     else:
-        plan = tfprune.prune(graph, criterion=args.method, target_macs=args.target_macs,
-                             target_params=args.target_params, scope=args.scope,
-                             round_to=args.round_to, target_latency=target_latency,
-                             latency_table=table)
-    if refit:
-        plan = tfprune.search.reconstruct(model, plan, _calibration(args))
-    slim = tfprune.rebuild(model, plan)
-    if finetune_epochs:
+        data = _calibration(args) if method.needs_data else None
+        plan = method.plan(model, budget, data, **options)
+        if args.refit:
+            plan = tfprune.methods.search.reconstruct(model, plan, _calibration(args))
+        slim = tfprune.rebuild(model, plan)
+    if args.finetune_epochs:
         _finetune(args, slim, original)
     check_finite(slim, "saving the pruned model")
     before, after = tfprune.cost(graph), tfprune.cost(slim)
@@ -106,8 +89,9 @@ def prune(args):
     print(f"{'ratio':<8} {after.params / before.params:>14.3f} "
           f"{after.macs / before.macs:>16.3f}")
     if table is not None:
-        # hfp plans the model with its gates folded: the same layers under
-        # another config (the table was checked against the input model).
+        # A training method may plan the model with its gates folded: the
+        # same layers under another config (the table was checked against
+        # the input model).
         predicted = (table if plan.graph is graph else table.matched_to(plan.graph)
                      ).predict(plan)
         print(f"predicted LiteRT latency: {table.base_ms:.3f} ms -> {predicted:.3f} ms "
@@ -117,17 +101,130 @@ def prune(args):
     return 0
 
 
+def method_options(args, method):
+    """The method's own options given on the command line, parsed by its
+    `Option`s; an option of another method is refused."""
+    import tfprune
+
+    given = {}
+    for name, option in all_options().items():
+        text = getattr(args, name, None)
+        if text is None:
+            continue
+        own = method.option(name)
+        if own is None:
+            takers = [m for m, spec in tfprune.available_methods().items()
+                      if spec.option(name) is not None]
+            raise CliError(f"--method {method.name} does not take {option.flag} "
+                           f"(methods that do: {', '.join(takers)})")
+        try:
+            value = own.type(text)
+        except (TypeError, ValueError) as e:
+            raise CliError(f"{own.flag}: {e}") from None
+        if own.choices is not None and value not in own.choices:
+            raise CliError(f"{own.flag} must be one of {', '.join(map(str, own.choices))}, "
+                           f"got {text!r}")
+        given[name] = value
+    return given
+
+
+def all_options():
+    """Option name -> the first registered method's `Option` of that name."""
+    import tfprune
+
+    options = {}
+    for method in tfprune.available_methods().values():
+        for option in method.options:
+            options.setdefault(option.name, option)
+    return options
+
+
+def _names(condition):
+    import tfprune
+
+    return ", ".join(name for name, m in tfprune.available_methods().items()
+                     if condition(m))
+
+
+def _check_method_arguments(args, method):
+    """Refuses what the chosen method would not use, before any work."""
+    name = method.name
+    targets = [flag for flag, value in (("--target-macs", args.target_macs),
+                                        ("--target-params", args.target_params),
+                                        ("--target-latency", args.target_latency))
+               if value is not None]
+    if args.from_plan:
+        return
+    if not method.budget:
+        if targets or args.round_to != 1:
+            raise CliError(f"--method {name} takes no target: its training decides "
+                           f"the widths (drop {', '.join(targets) or '--round-to'})")
+    elif not targets:
+        raise CliError("give --target-macs, --target-params and/or --target-latency "
+                       "(or --from-plan)")
+    if args.target_latency is not None and not args.latency_table:
+        raise CliError("--target-latency needs --latency-table table.json (measure "
+                       "one with `tfprune latency model.keras -o table.json`)")
+    if args.round_to == "auto" and not args.latency_table:
+        raise CliError("--round-to auto reads the widths from --latency-table "
+                       "table.json")
+    if args.target_latency is not None and not method.latency:
+        raise CliError(f"--target-latency works with --method "
+                       f"{_names(lambda m: m.latency)}, not {name}")
+    if args.round_to != 1 and not method.round_to:
+        raise CliError(f"--round-to works with --method {_names(lambda m: m.round_to)}, "
+                       f"not {name}")
+    if (method.needs_data or method.trains) and not args.data:
+        raise CliError(f"--method {name} needs --data (e.g. --data fashion_mnist)")
+    if args.epochs is not None and not method.trains:
+        raise CliError(f"--epochs is for the methods that train "
+                       f"({_names(lambda m: m.trains)}), not {name}")
+    if args.finetune_epochs and not args.data:
+        raise CliError("--finetune-epochs needs --data (e.g. --data fashion_mnist)")
+    if args.refit:
+        if not args.data:
+            raise CliError("--refit needs --data (e.g. --data fashion_mnist)")
+        if method.trains or method.refits or method.kernels:
+            refittable = _names(lambda m: not (m.trains or m.refits or m.kernels))
+            raise CliError(f"--refit works with --method {refittable}, not {name}")
+
+
+def _train_with(args, method, model, budget, options):
+    """Runs a training-time method: attach, fit on --data for --epochs, plan.
+
+    Returns (plan, slim model).
+    """
+    import keras
+
+    from tfprune import datasets
+
+    session = method.attach(model, budget, **options)
+    train = datasets.load(args.data, split="train", batch_size=128, augment=True,
+                          limit=args.limit)
+    session.model.compile(keras.optimizers.SGD(0.02, momentum=0.9, nesterov=True),
+                          keras.losses.SparseCategoricalCrossentropy(
+                              from_logits=_from_logits(model)),
+                          metrics=["accuracy"])
+    session.model.fit(train, epochs=args.epochs or 2, verbose=2,
+                      callbacks=session.callbacks)
+    return session.plan(), session.rebuild()
+
+
+def _from_logits(model):
+    import keras
+
+    last = model.layers[-1]
+    return not (isinstance(last, keras.layers.Softmax) or getattr(
+        getattr(last, "activation", None), "__name__", "") == "softmax")
+
+
 def _finetune(args, slim, original):
     """Fine-tunes `slim` on --data, distilling from the original unless
     --no-distill, and prints its test accuracy before and after."""
-    import keras
-
     import tfprune
     from tfprune import datasets
 
-    last = original.layers[-1]
-    from_logits = not (isinstance(last, keras.layers.Softmax) or getattr(
-        getattr(last, "activation", None), "__name__", "") == "softmax")
+    from_logits = _from_logits(original)
     train = datasets.load(args.data, split="train", batch_size=128, augment=True,
                           limit=args.limit)
     test = datasets.load(args.data, split="test", batch_size=512, limit=args.limit)
@@ -153,55 +250,6 @@ def _calibration(args):
     return x[idx], y[idx]
 
 
-def _trained_plan(args, model, graph, target_latency=None, table=None):
-    """Plans that need data: HFP trains gates, the GA searches on samples,
-    PruneNet scores channels on 512 calibration samples. hfp and ga also
-    take the latency target and its table.
-
-    Returns (plan, the model to rebuild: the gated one for HFP).
-    """
-    import keras
-
-    import tfprune
-    from tfprune import datasets
-
-    if not args.data:
-        raise CliError(f"--method {args.method} needs --data (e.g. --data fashion_mnist)")
-    if args.method in ("hfp", "smof"):
-        # Both train their masks inside fit against the budget, the same way.
-        if args.method == "hfp":
-            trained = tfprune.hfp.attach(model, target_macs=args.target_macs,
-                                         target_params=args.target_params,
-                                         target_latency=target_latency,
-                                         latency_table=table)
-            schedule = tfprune.callbacks.HolisticBudget(ramp_epochs=1, round_to=args.round_to)
-        else:
-            trained = tfprune.smof.attach(model, target_macs=args.target_macs,
-                                          target_params=args.target_params)
-            schedule = tfprune.callbacks.SMOFSchedule(ramp_epochs=1)
-        train = datasets.load(args.data, split="train", batch_size=128, augment=True,
-                              limit=args.limit)
-        trained.compile(keras.optimizers.SGD(0.02, momentum=0.9, nesterov=True),
-                        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                        metrics=["accuracy"])
-        trained.fit(train, epochs=args.epochs, verbose=2, callbacks=[schedule])
-        if args.method == "hfp":
-            return tfprune.hfp.plan(trained, round_to=args.round_to), trained
-        return tfprune.smof.plan(trained), trained
-    calib = _calibration(args)
-    if args.method == "prunenet":
-        plan = tfprune.prunenet.prune(
-            model, calib, target_macs=args.target_macs,
-            target_params=args.target_params, round_to=args.round_to)
-        return plan, model
-    search = tfprune.search.GeneticChannelSearch(
-        model, calib, target_macs=args.target_macs,
-        target_params=args.target_params, round_to=args.round_to,
-        generations=args.generations, target_latency=target_latency,
-        latency_table=table)
-    return search.run(), model
-
-
 def train(args):
     from tfprune.cli.train import train_zoo_model
 
@@ -217,7 +265,7 @@ def train(args):
 
 
 def report(args):
-    import tfprune
+    from tfprune.comparison import report as compare
 
     for path in [args.original, args.slim] + list(args.tflite or []):
         if not os.path.exists(path):
@@ -226,7 +274,7 @@ def report(args):
         if not path.endswith(".tflite"):
             raise CliError(f"{path}: expected a .tflite file")
     original, slim = load_model(args.original), load_model(args.slim)
-    result = tfprune.report(original, slim, args.output, tflite=args.tflite,
+    result = compare(original, slim, args.output, tflite=args.tflite,
                             threads=args.threads, runs=args.runs,
                             names=(args.original, args.slim))
     print(result.table())

@@ -6,9 +6,7 @@ import math
 import os
 import zipfile
 
-
-class CliError(Exception):
-    """Bad input to the command line: printed as one line, exit status 2."""
+from tfprune.errors import CliError
 
 
 def load_model(path):

@@ -5,7 +5,7 @@ can corrupt the runtime's heap: the process then aborts ("free(): invalid
 next size") instead of exiting 130, and a KeyboardInterrupt raised inside a
 garbage-collector callback (JAX registers some) is dropped altogether. So
 the command does not unwind on Ctrl-C: it removes the temporary files that
-`tfprune.core.fileio` has open, prints the one line and leaves at once.
+`tfprune.fileio` has open, prints the one line and leaves at once.
 Nothing else needs cleaning, since every output goes through fileio.
 """
 
@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 
-from tfprune.core import fileio
+from tfprune import fileio
 
 MESSAGE = "tfprune: interrupted"
 

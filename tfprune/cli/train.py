@@ -5,7 +5,7 @@ import math
 import keras
 
 from tfprune.core.cost import cost
-from tfprune.core.fileio import save_model
+from tfprune.fileio import save_model
 from tfprune.methods.prunetrain import fit
 
 

@@ -10,6 +10,38 @@ import copy
 import keras
 
 _FUNCTIONAL_KEYS = ("name", "trainable", "layers", "input_layers", "output_layers")
+# Class names of serialised models (nested models hold their own "layers").
+MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
+
+
+def entry_name(entry):
+    """The layer name of a serialised layer entry."""
+    return entry.get("name") or entry["config"]["name"]
+
+
+def containers(config, prefix=(), sequential=False):
+    """Yields (path prefix, config holding "layers", is Sequential) for a
+    serialised model's config and every model nested in it."""
+    yield prefix, config, sequential
+    for entry in config.get("layers", []):
+        if entry["class_name"] in MODEL_CLASSES and "layers" in entry["config"]:
+            yield from containers(entry["config"], prefix + (entry_name(entry),),
+                                  entry["class_name"] == "Sequential")
+
+
+def layer_entries(config):
+    """Yields (path, entry) for every layer entry, nested models included."""
+    for prefix, container, _ in containers(config):
+        for entry in container.get("layers", []):
+            yield prefix + (entry_name(entry),), entry
+
+
+def unique_name(name, taken):
+    """`name`, or `name_1`, `name_2`, ...: the first not in `taken`."""
+    candidate, i = name, 1
+    while candidate in taken:
+        candidate, i = f"{name}_{i}", i + 1
+    return candidate
 
 
 def history_of(key):

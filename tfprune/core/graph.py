@@ -31,14 +31,13 @@ import keras
 import numpy as np
 
 from tfprune.core import builtin_layers  # noqa: F401 - registers the Keras layers
-from tfprune.core.configs import histories
+from tfprune.core.configs import MODEL_CLASSES, histories
 from tfprune.core.registry import normalized_axes, spec_for
 from tfprune.errors import TfpruneError, UnsupportedLayerError, UnsupportedModelError
 
 MERGE_LAYERS = frozenset(
     {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
 )
-MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 # keras.ops calls recorded in functional graphs that act channel by channel.
 OP_MERGES = frozenset(
     {"Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum"})
@@ -648,14 +647,14 @@ class _GraphBuilder:
                 f"its LayerSpec names width_key='{spec.width_key}', but the "
                 "layer's get_config() has no such entry; return the output "
                 "width under that key.")
+        reason = spec.check(cfg, rank) if spec.check else ""
+        if reason:
+            return self.barrier(node, ins, reason)
         unknown = spec.unknown_weights(layer)
         if unknown:
             return self.barrier(
                 node, ins, "holds weights tfprune does not know how to slice: "
                 f"{', '.join(unknown)}")
-        reason = spec.check(cfg, rank) if spec.check else ""
-        if reason:
-            return self.barrier(node, ins, reason)
         if spec.kind == "mixer":
             return self.mixer(node, ins, spec)
         if spec.kind == "depthwise":

@@ -32,7 +32,7 @@ import copy
 import keras
 import numpy as np
 
-from tfprune.core.graph import MODEL_CLASSES, Node
+from tfprune.core.configs import containers, entry_name, layer_entries, unique_name
 from tfprune.core.registry import registered_layers, spec_for
 from tfprune.errors import InvalidPlanError
 
@@ -41,7 +41,10 @@ def spatial_kernel(layer):
     """Name of the weight holding the prunable spatial kernel of `layer` (a
     layer, a layer class or a graph node), from its `LayerSpec`'s
     `spatial_kernel`; None when its kernel size cannot be pruned."""
-    spec = layer.spec if isinstance(layer, Node) else spec_for(layer)
+    if isinstance(layer, type) or isinstance(layer, keras.layers.Layer):
+        spec = spec_for(layer)
+    else:  # a graph node
+        spec = layer.spec
     return spec.spatial_kernel if spec is not None else None
 
 
@@ -219,31 +222,6 @@ def kernel_op(kernels, op):
     return apply
 
 
-def _name(entry):
-    return entry.get("name") or entry["config"]["name"]
-
-
-def _containers(config, prefix=(), sequential=False):
-    """(path prefix, config holding 'layers', is Sequential) for every model."""
-    yield prefix, config, sequential
-    for entry in config.get("layers", []):
-        if entry["class_name"] in MODEL_CLASSES and "layers" in entry["config"]:
-            yield from _containers(entry["config"], prefix + (_name(entry),),
-                                   entry["class_name"] == "Sequential")
-
-
-def _all_names(config):
-    return {_name(e) for _, c, _ in _containers(config) for e in c.get("layers", [])}
-
-
-def _unique(name, taken):
-    candidate, i = name, 1
-    while candidate in taken:
-        candidate, i = f"{name}_{i}", i + 1
-    taken.add(candidate)
-    return candidate
-
-
 def _layer_entry(layer, name, dtype):
     entry = keras.saving.serialize_keras_object(layer)
     entry["config"]["name"] = name
@@ -263,12 +241,12 @@ def edit_config(serialized, graph, kernels):
         return serialized
     nodes = {n.path: n for n in graph.nodes if n.name in kernels}
     root = serialized["config"]
-    taken = _all_names(root)
+    taken = {entry_name(e) for _, e in layer_entries(root)}
     top_sequential = serialized.get("class_name") == "Sequential"
-    for prefix, config, sequential in _containers(root, sequential=top_sequential):
+    for prefix, config, sequential in containers(root, sequential=top_sequential):
         entries = config.get("layers", [])
         for entry in list(entries):
-            node = nodes.get(prefix + (_name(entry),))
+            node = nodes.get(prefix + (entry_name(entry),))
             if node is None:
                 continue
             size = kernels[node.name]
@@ -301,11 +279,13 @@ def _pad_layers(name, pads, dtype, taken):
     if any(a or b for a, b in crops):
         arg = crops[0] if rank == 1 else tuple(crops)
         cls = keras.layers.Cropping1D if rank == 1 else keras.layers.Cropping2D
-        out.append(_layer_entry(cls(arg), _unique(f"{name.split('/')[-1]}_kcrop", taken),
-                                dtype))
+        crop = unique_name(f"{name.split('/')[-1]}_kcrop", taken)
+        taken.add(crop)
+        out.append(_layer_entry(cls(arg), crop, dtype))
     if any(a or b for a, b in adds):
         arg = adds[0] if rank == 1 else tuple(adds)
         cls = keras.layers.ZeroPadding1D if rank == 1 else keras.layers.ZeroPadding2D
-        out.append(_layer_entry(cls(arg), _unique(f"{name.split('/')[-1]}_kpad", taken),
-                                dtype))
+        pad = unique_name(f"{name.split('/')[-1]}_kpad", taken)
+        taken.add(pad)
+        out.append(_layer_entry(cls(arg), pad, dtype))
     return out

@@ -17,20 +17,11 @@ import keras
 import numpy as np
 
 from tfprune.core import kernels as kernel_plans
-from tfprune.core.graph import MODEL_CLASSES, analyze, get_operation
+from tfprune.core.configs import layer_entries
+from tfprune.core.graph import analyze, get_operation
 from tfprune.core.plan import PruningPlan
-from tfprune.core.registry import slice_weight, zero_inputs
+from tfprune.core.registry import slice_weight, spec_for, zero_inputs
 from tfprune.errors import InvalidPlanError, TfpruneError
-
-
-def _layer_entries(config, prefix=()):
-    """Yields (path, entry) for every layer entry, nested models included."""
-    for entry in config.get("layers", []):
-        name = entry.get("name") or entry["config"]["name"]
-        path = prefix + (name,)
-        yield path, entry
-        if entry["class_name"] in MODEL_CLASSES and "layers" in entry["config"]:
-            yield from _layer_entries(entry["config"], path)
 
 
 def _get_layer(model, path):
@@ -56,7 +47,7 @@ def _edit_config(serialized, graph, masks):
     serialized = copy.deepcopy(serialized)
     serialized.pop("compile_config", None)
     nodes = {n.path: n for n in graph.nodes if n.first_call}
-    for path, entry in _layer_entries(serialized["config"]):
+    for path, entry in layer_entries(serialized["config"]):
         entry.pop("build_config", None)  # shapes change: build on call
         cfg = entry["config"]
         node = nodes.get(path)
@@ -149,6 +140,36 @@ def _clone(model, graph, masks, custom_objects, kernels=None):
         ) from e
 
 
+def fold_layers(model):
+    """`model` without the layers whose `LayerSpec` has a `fold` hook.
+
+    Each such class is folded by its hook, wrappers (`keras.layers.Wrapper`)
+    first: other layers' folds scale the weights of the layer a wrapper
+    holds, which must be a plain layer by then.
+
+    Args:
+        model: a `keras.Model` (not modified).
+
+    Returns:
+        A model computing the same function, or `model` itself when it has
+        no such layer.
+    """
+    while True:
+        foldable = [layer for layer in model.layers
+                    if getattr(spec_for(layer), "fold", None) is not None]
+        if not foldable:
+            return model
+        wrappers = [layer for layer in foldable
+                    if isinstance(layer, keras.layers.Wrapper)]
+        folded = spec_for((wrappers or foldable)[0]).fold(model)
+        if folded is model:
+            raise TfpruneError(
+                f"the fold hook of {type((wrappers or foldable)[0]).__name__} left "
+                "the model unchanged; a LayerSpec's fold must return a model "
+                "without that layer class.")
+        model = folded
+
+
 def rebuild(model, plan, custom_objects=None):
     """Builds the pruned model: a new, slimmer `keras.Model`.
 
@@ -160,9 +181,9 @@ def rebuild(model, plan, custom_objects=None):
 
     Returns:
         A new, uncompiled `keras.Model` with the same layer names, dtype
-        policies and trainable flags, and the kept channels' weights. The
-        `ChannelGate`s and `KernelRingMask`s of a gated/masked model are
-        folded into the weights.
+        policies and trainable flags, and the kept channels' weights. Layers
+        whose `LayerSpec` has a `fold` (the gates and masks that training-time
+        methods insert) are folded into the weights first.
 
     Example:
 
@@ -172,14 +193,7 @@ def rebuild(model, plan, custom_objects=None):
     slim.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     ```
     """
-    if any(type(layer).__name__ == "KernelRingMask" for layer in model.layers):
-        from tfprune.core.kernel_masks import unwrap_kernel_masks
-
-        model = unwrap_kernel_masks(model)  # ring factors go into the kernels
-    if any(type(layer).__name__ == "ChannelGate" for layer in model.layers):
-        from tfprune.core.gates import fold_gates
-
-        model = fold_gates(model)  # gate factors go into the producers' weights
+    model = fold_layers(model)
     plan = _check_plan(model, plan)
     masks = plan.masks()
     slim = _clone(model, plan.graph, masks, custom_objects, plan.kernels)
@@ -205,6 +219,7 @@ def zero_out(model, plan, custom_objects=None):
     Returns:
         A new `keras.Model` with the original architecture.
     """
+    model = fold_layers(model)
     plan = _check_plan(model, plan)
     graph = plan.graph
     full = {k: np.ones(len(v), dtype=bool) for k, v in graph.channels.items()}

@@ -133,6 +133,13 @@ class LayerSpec:
             be re-fitted by least squares (the genetic search): "dense"
             (output = input @ kernel along the last axis), "conv" (a plain
             convolution with `strides`/`padding`/`dilation_rate`), or None.
+        fold: for a layer that a method inserts while it trains (a channel
+            gate, a kernel mask): function (model) -> a model without any
+            layer of this class that computes the same function, the
+            layers' factors folded into the neighbouring weights.
+            `tfprune.rebuild` and `tfprune.zero_out` call it before they
+            slice, so a model carrying such layers is rebuilt like any
+            other. None (the default): the layer stays in the model.
 
     Example:
 
@@ -156,6 +163,7 @@ class LayerSpec:
     spatial_kernel: str = None
     check: object = None
     refit: str = None
+    fold: object = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -171,7 +179,7 @@ class LayerSpec:
         if self.refit not in (None, "dense", "conv"):
             raise ValueError(f"refit must be None, 'dense' or 'conv', got {self.refit!r}.")
         for name, value in (("macs", self.macs), ("params", self.params),
-                            ("check", self.check)):
+                            ("check", self.check), ("fold", self.fold)):
             if value is not None and not callable(value):
                 raise ValueError(f"{name} must be a function, got {value!r}.")
         if self.spatial_kernel is not None and not (

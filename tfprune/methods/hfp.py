@@ -29,7 +29,7 @@ below are tfprune's own and are the documented family's standard ones:
   step one can switch off channels faster than the task loss can move the
   cut to the right places, and a network that collapses does not recover.
 - Plan: channels ranked by factor, one global ranking, the least pruning
-  that meets the target (`tfprune.budget.fit_plan`); so the result is within
+  that meets the target (`tfprune.ranking.fit.fit_plan`); so the result is within
   the budget and close to it.
 - Hardening (no jolt at pruning time): when the ramp ends, `HolisticBudget`
   takes that plan's channels as final and sets their gates to exactly zero
@@ -63,12 +63,17 @@ keep their width.
 import keras
 import numpy as np
 
+from tfprune.core.budget import Budget
 from tfprune.core.configs import (
     copy_weights_by_name,
     functional_serialized,
 )
 from tfprune.core.cost import cost, node_cost
-from tfprune.core.gates import (
+from tfprune.core.graph import analyze
+from tfprune.core.plan import PruningPlan
+from tfprune.errors import InvalidPlanError, LatencyTableMismatchError, TfpruneError
+from tfprune.latency import LatencyTable
+from tfprune.methods.gates import (
     GATE,
     fold_gates,
     functional_model,
@@ -76,19 +81,16 @@ from tfprune.core.gates import (
     insert_gates,
     model_structure,
 )
-from tfprune.core.graph import analyze
-from tfprune.core.plan import PruningPlan
-from tfprune.core.replicas import MultiWorkerFit, per_replica, strategy_scope
-from tfprune.errors import InvalidPlanError, TfpruneError
-from tfprune.latency import LatencyTable, LatencyTableMismatchError
-from tfprune.ranking.budget import check_targets, fit_plan, resolve_latency_target, resolve_target
+from tfprune.methods.registry import Method, Option, TrainingSession, register_method
+from tfprune.ranking.fit import fit_plan
+from tfprune.training.replicas import MultiWorkerFit, per_replica, strategy_scope
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
 class GatedModel(MultiWorkerFit, keras.Model):
     """A functional model with `ChannelGate`s and a budget loss.
 
-    Made by `tfprune.hfp.attach`. Its loss is the compiled loss plus the
+    Made by `tfprune.methods.hfp.gate`. Its loss is the compiled loss plus the
     budget loss; `budget_cost()` gives the current (hard) params and MACs,
     `budget_latency()` the predicted latency.
 
@@ -101,6 +103,8 @@ class GatedModel(MultiWorkerFit, keras.Model):
             before gating; needed for `target_latency`.
         weight: weight of the budget loss.
         threshold: factor below which a channel counts as removed.
+        round_to: the budget's width granularity (an int or "auto"), used
+            when the gates are hardened and planned.
     """
 
     # (*args, **kwargs): Keras then serialises this class like a functional
@@ -113,9 +117,10 @@ class GatedModel(MultiWorkerFit, keras.Model):
         table = kwargs.pop("latency_table", None)
         if isinstance(table, dict):
             table = LatencyTable.from_dict(table)
-        if self.target_latency is not None:
-            check_targets(target_latency=self.target_latency, latency_table=table)
+        if self.target_latency is not None and table is None:
+            raise ValueError("a latency target needs its latency_table.")
         self.latency_table = table
+        self.round_to = kwargs.pop("round_to", 1)
         self.weight = float(kwargs.pop("weight", 5.0))
         self.threshold = float(kwargs.pop("threshold", 0.05))
         super().__init__(*args, **kwargs)
@@ -164,13 +169,14 @@ class GatedModel(MultiWorkerFit, keras.Model):
                 "target_params": self.target_params,
                 "target_latency": self.target_latency,
                 "latency_table": None if table is None else table.as_dict(),
-                "weight": self.weight, "threshold": self.threshold}
+                "weight": self.weight, "threshold": self.threshold,
+                "round_to": self.round_to}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         extra = {k: config.pop(k) for k in
                  ("target_macs", "target_params", "target_latency", "latency_table",
-                  "weight", "threshold") if k in config}
+                  "weight", "threshold", "round_to") if k in config}
         model = keras.Model.from_config(config, custom_objects=custom_objects)
         return cls(*model_structure(model), name=model.name, **extra)
 
@@ -333,60 +339,51 @@ class _SoftBudget:
         return self.model.weight * self.model.budget_active * loss
 
 
-def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.05,
-           target_latency=None, latency_table=None):
+def gate(model, budget, weight=5.0, threshold=0.05):
     """A copy of `model` with a `ChannelGate` on every prunable group.
 
     Args:
         model: a functional or Sequential `keras.Model` (not modified).
-        target_macs: fraction of the model's MACs (<= 1) or a MACs count.
-        target_params: the same for params.
+        budget: a `tfprune.Budget`. Its targets become the budget loss's
+            (in counts and milliseconds); with its latency `table` (even
+            without a latency target) `HolisticBudget` logs `latency_ms`.
         weight: weight of the budget loss against the task loss.
         threshold: gate factor under which a channel counts as removed.
-        target_latency: predicted LiteRT latency: a fraction (<= 1) of the
-            table's `base_ms`, milliseconds (> 1), or a string such as
-            "0.8ms"; stored in milliseconds. Needs `latency_table`.
-        latency_table: a `tfprune.latency.LatencyTable` measured for
-            `model`; with it (even without `target_latency`) `plan` can
-            take `round_to="auto"` and `HolisticBudget` logs `latency_ms`.
 
     Returns:
-        A `GatedModel` with the same weights; compile and fit it as usual,
-        with `tfprune.callbacks.HolisticBudget()` to see the budget in logs.
+        A `GatedModel` with the same weights; compile and fit it with
+        `HolisticBudget()` among the callbacks.
 
     Example:
 
     ```python
-    gated = tfprune.hfp.attach(model, target_macs=0.5)
-    gated.compile("sgd", loss, metrics=["accuracy"])
-    gated.fit(train, epochs=5, callbacks=[tfprune.callbacks.HolisticBudget()])
-    plan = tfprune.hfp.plan(gated)
-    slim = tfprune.rebuild(gated, plan)
-
-    table = tfprune.latency.LatencyTable.measure(model, threads=1)
-    gated = tfprune.hfp.attach(model, target_latency=0.5, latency_table=table)
+    gated = tfprune.methods.hfp.gate(model, tfprune.Budget(macs=0.5))
+    gated.compile("sgd", "sparse_categorical_crossentropy")
+    gated.fit(x, y, epochs=1, verbose=0,
+              callbacks=[tfprune.methods.hfp.HolisticBudget()])
+    slim = tfprune.rebuild(gated, tfprune.methods.hfp.plan(gated))
     ```
     """
-    check_targets(target_macs, target_params, target_latency, latency_table)
+    if not isinstance(budget, Budget):
+        raise ValueError(f"expected a tfprune.Budget, got {type(budget).__name__}.")
+    for name, value, low, high in (("weight", weight, 0.0, None),
+                                   ("threshold", threshold, 0.0, 1.0)):
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not np.isfinite(value) or value < low or (high and value >= high)):
+            raise ValueError(f"{name} must be a finite number in [{low}, "
+                             f"{high or 'inf'}), got {value!r}.")
     # Under a tf.distribute strategy the gated copy's variables (weights,
     # gates, budget progress) belong to the strategy of the model.
     with strategy_scope(model):
-        return _attach(model, target_macs, target_params, weight, threshold,
-                       target_latency, latency_table)
+        return _gate(model, budget, weight, threshold)
 
 
-def _attach(model, target_macs, target_params, weight, threshold, target_latency=None,
-            latency_table=None):
+def _gate(model, budget, weight, threshold):
     graph = analyze(model)
     if any(n.class_name == GATE for n in graph.nodes):
         raise TfpruneError(f"model '{model.name}' already has channel gates.")
-    base = cost(graph)
-    macs = resolve_target(target_macs, base.macs, "target_macs")
-    params = resolve_target(target_params, base.params, "target_params")
-    latency = None
-    if latency_table is not None:
-        latency_table.check(graph)  # measured for this model, before gating
-        latency = resolve_latency_target(target_latency, latency_table.base_ms)
+    limits = budget.resolve(graph)  # the table: measured for this model, before gating
+    latency_table = budget.table
     positions = gate_positions(graph)
     if not positions:
         raise TfpruneError(
@@ -397,8 +394,9 @@ def _attach(model, target_macs, target_params, weight, threshold, target_latency
     plain = keras.saving.deserialize_keras_object(serialized)
     copy_weights_by_name(model, plain, skip=gates)
     gated = GatedModel(*model_structure(plain), name=model.name,
-                       target_macs=macs, target_params=params, target_latency=latency,
-                       latency_table=latency_table, weight=weight, threshold=threshold)
+                       target_macs=limits.get("macs"), target_params=limits.get("params"),
+                       target_latency=limits.get("latency"), latency_table=latency_table,
+                       weight=weight, threshold=threshold, round_to=budget.round_to)
     if latency_table is not None:
         # Matching the table to the gated graph can fail where gating groups
         # channels differently (found by hypothesis on a random CNN): say so
@@ -409,9 +407,37 @@ def _attach(model, target_macs, target_params, weight, threshold, target_latency
             raise TfpruneError(
                 f"model '{model.name}': the gated copy groups channels differently "
                 f"from the model the latency table describes ({e}); latency targets "
-                "are not available for this architecture yet: use target_macs or "
-                "target_params.") from None
+                "are not available for this architecture yet: use macs or "
+                "params.") from None
     return gated
+
+
+def attach(model, budget, weight=5.0, threshold=0.05, ramp_epochs=1, fade_epochs=0.0):
+    """Starts HFP: gates to train against `budget`, and the callback for `fit`.
+
+    Args:
+        model: a functional or Sequential `keras.Model` (not modified).
+        budget: a `tfprune.Budget` (MACs, params and/or latency).
+        weight, threshold: as for `gate`.
+        ramp_epochs, fade_epochs: as for `HolisticBudget`.
+
+    Returns:
+        A `TrainingSession`: compile and fit `session.model` (a `GatedModel`)
+        with `session.callbacks`; `session.plan()` is `plan(session.model)`
+        and `session.rebuild()` the slim model.
+
+    Example:
+
+    ```python
+    session = tfprune.methods.hfp.attach(model, tfprune.Budget(macs=0.5))
+    session.model.compile("sgd", "sparse_categorical_crossentropy")
+    session.model.fit(x, y, epochs=1, callbacks=session.callbacks, verbose=0)
+    slim = session.rebuild()
+    ```
+    """
+    gated = gate(model, budget, weight=weight, threshold=threshold)
+    callback = HolisticBudget(ramp_epochs=ramp_epochs, fade_epochs=fade_epochs)
+    return TrainingSession(gated, [callback], lambda: plan(gated))
 
 
 def gate_scores(model):
@@ -437,20 +463,30 @@ def _gate_layers(model):
     return layers
 
 
-def choose(model, target_macs=None, target_params=None, round_to=1, target_latency=None,
-           latency_table=None):
+def stored_budget(model):
+    """The `Budget` a `GatedModel` was made for (counts and milliseconds)."""
+    latency = getattr(model, "target_latency", None)
+    targets = {"macs": getattr(model, "target_macs", None),
+               "params": getattr(model, "target_params", None),
+               "latency": None if latency is None else f"{float(latency)!r}ms"}
+    if all(v is None for v in targets.values()):
+        raise ValueError(f"model '{model.name}' carries no budget (it was not made by "
+                         "tfprune.methods.hfp.gate): pass budget=.")
+    return Budget(**targets, table=getattr(model, "latency_table", None),
+                  round_to=getattr(model, "round_to", 1))
+
+
+def choose(model, budget=None):
     """The channels `harden` would keep: producers -> bool array per gate.
 
     Args:
         model: a `GatedModel`.
-        target_macs, target_params, round_to, target_latency, latency_table:
-            as for `plan`.
+        budget: as for `plan`.
 
     Returns:
         A dict (producer names of a gated group) -> bool array (True: kept).
     """
-    chosen = plan(model, target_macs, target_params, round_to,
-                  target_latency=target_latency, latency_table=latency_table)
+    chosen = plan(model, budget)
     kept = {tuple(g.producers): chosen.keep[g.id] for g in chosen.graph.groups}
     out = {}
     for producers, layer in _gate_layers(model).items():
@@ -460,8 +496,7 @@ def choose(model, target_macs=None, target_params=None, round_to=1, target_laten
     return out
 
 
-def harden(model, keep=None, target_macs=None, target_params=None, round_to=1,
-           target_latency=None, latency_table=None):
+def harden(model, keep=None, budget=None):
     """Fixes the channels to remove: their gates become exactly zero.
 
     The channels `plan` would remove get gate and mask 0 (the mask keeps
@@ -472,41 +507,34 @@ def harden(model, keep=None, target_macs=None, target_params=None, round_to=1,
     Args:
         model: a `GatedModel`.
         keep: the result of `choose` (computed now when None).
-        target_macs, target_params, round_to, target_latency, latency_table:
-            as for `plan`.
+        budget: as for `plan`.
 
     Returns:
         `model`.
     """
     if keep is None:
-        keep = choose(model, target_macs, target_params, round_to,
-                      target_latency=target_latency, latency_table=latency_table)
+        keep = choose(model, budget)
     for producers, layer in _gate_layers(model).items():
         layer.harden(keep[producers])
     model.budget_active.assign(0.0)
     return model
 
 
-def plan(model, target_macs=None, target_params=None, round_to=1, target_latency=None,
-         latency_table=None):
+def plan(model, budget=None):
     """The pruning plan of a trained `GatedModel`, meeting its budget.
 
     Channels are ranked by gate factor over the whole network; the plan is
-    the least pruning whose cost is within the target (by default the ones
-    given to `attach`). For a hardened model (`harden`, `HolisticBudget`)
-    without a new target, it removes exactly the hardened channels. Groups
+    the least pruning whose cost is within the budget (by default the one
+    given to `gate`). For a hardened model (`harden`, `HolisticBudget`)
+    without a new budget, it removes exactly the hardened channels. Groups
     without a gate keep every channel unless the target cannot be met
     otherwise.
 
     Args:
         model: a `GatedModel` (or any model with `ChannelGate`s).
-        target_macs, target_params, target_latency: override the targets
-            given to `attach` (all of them: fractions of the ungated
-            model's cost, or counts; latency as for `attach`).
-        round_to: kept widths are multiples of this; "auto" keeps only the
-            widths the latency table measured.
-        latency_table: the `LatencyTable` of the model before gating; by
-            default the one given to `attach`.
+        budget: a `tfprune.Budget` overriding the one given to `gate`
+            (fractions of the ungated model's figures, or counts; its table
+            is the one of the model before gating).
 
     Returns:
         A `PruningPlan` of the model with its gates folded;
@@ -517,39 +545,32 @@ def plan(model, target_macs=None, target_params=None, round_to=1, target_latency
     Example:
 
     ```python
-    plan = tfprune.hfp.plan(gated, round_to="auto")  # the table's widths
+    gated = tfprune.methods.hfp.gate(model, tfprune.Budget(macs=0.5))
+    plan = tfprune.methods.hfp.plan(gated, tfprune.Budget(params=0.5))
     slim = tfprune.rebuild(gated, plan)
     ```
     """
     hardened = getattr(model, "hardened", False)
-    if latency_table is None:
-        latency_table = getattr(model, "latency_table", None)
-    if target_macs is None and target_params is None and target_latency is None:
-        target_macs = getattr(model, "target_macs", None)
-        target_params = getattr(model, "target_params", None)
-        target_latency = getattr(model, "target_latency", None)
-        if target_latency is not None:  # stored in ms, whatever its size
-            target_latency = f"{float(target_latency)!r}ms"
+    if budget is None:
+        budget = stored_budget(model)
     else:
         hardened = False  # a new target: plan it from the factors
-    check_targets(target_macs, target_params, target_latency, latency_table)
     scores = gate_scores(model)
     folded = fold_gates(model)
     graph = analyze(folded)
-    # The table was checked against the model before gating (attach); the
+    # The table was checked against the model before gating (gate); the
     # folded model is that model under another config: match it by names.
-    table = None if latency_table is None else latency_table.matched_to(graph)
-    auto = isinstance(round_to, str) and round_to == "auto"
-    if auto and table is None:
-        raise ValueError("round_to='auto' reads the widths from a latency table: "
-                         "pass latency_table= here or to attach.")
+    if budget.table is not None:
+        budget = budget.replace(table=budget.table.matched_to(graph))
+    table, round_to = budget.table, budget.round_to
+    auto = round_to == "auto"
     if hardened:  # the channels `harden` chose, exactly
         layers = _gate_layers(model)
         keep = {g.id: np.flatnonzero(keras.ops.convert_to_numpy(
                     layers[tuple(g.producers)].mask) > 0)
                 for g in graph.groups if tuple(g.producers) in layers}
         try:
-            chosen = PruningPlan(graph, keep, round_to=None if auto or int(round_to) <= 1
+            chosen = PruningPlan(graph, keep, round_to=None if auto or round_to <= 1
                                  else round_to)
             if not auto or all(
                     len(chosen.keep[gid]) in table.steps(gid) for gid in table.groups
@@ -560,9 +581,7 @@ def plan(model, target_macs=None, target_params=None, round_to=1, target_latency
     # Ungated groups score above any gate (factors are <= 1): pruned last.
     full = {g.id: scores.get(tuple(g.producers), 10.0 + np.zeros(g.size))
             for g in graph.groups}
-    return fit_plan(graph, full, target_macs=target_macs, target_params=target_params,
-                    scope="global", round_to=round_to, normalize=False,
-                    target_latency=target_latency, latency_table=table)
+    return fit_plan(graph, full, budget, scope="global", normalize=False)
 
 
 class HolisticBudget(keras.callbacks.Callback):
@@ -577,7 +596,7 @@ class HolisticBudget(keras.callbacks.Callback):
     pruning will return, so pruning changes nothing. Training always ends
     hardened. Adds `macs`, `params`, `macs_ratio`, `params_ratio` (against
     the model before gating) and `budget_loss` to `logs` at the end of
-    every epoch, and with a latency table (`attach(latency_table=...)`)
+    every epoch, and with a latency table (the budget's `table`)
     `latency_ms` and `latency_ratio` (the table's prediction, against its
     `base_ms`). Place it before `CSVLogger` / `TensorBoard` in the
     callbacks list.
@@ -588,21 +607,21 @@ class HolisticBudget(keras.callbacks.Callback):
             leaves the gates soft (the pruned model then differs from the
             gated one by the removed channels' small factors).
         fade_epochs: epochs over which chosen gates go to zero (0: at once).
-        round_to: as for `plan` (a multiple, or "auto" for the latency
-            table's widths); give the same value to both, so that the plan
-            removes exactly the hardened channels.
 
     Example:
 
     ```python
-    gated.fit(train, epochs=5, callbacks=[tfprune.callbacks.HolisticBudget(),
+    gated.fit(train, epochs=5, callbacks=[tfprune.methods.hfp.HolisticBudget(),
                                            keras.callbacks.CSVLogger("hfp.csv")])
     ```
     """
 
-    def __init__(self, ramp_epochs=1, harden=True, fade_epochs=0.0, round_to=1):
+    def __init__(self, ramp_epochs=1, harden=True, fade_epochs=0.0):
         super().__init__()
-        self.round_to = round_to if isinstance(round_to, str) else int(round_to)
+        for name, value in (("ramp_epochs", ramp_epochs), ("fade_epochs", fade_epochs)):
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not np.isfinite(value) or value < 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
         self.ramp_epochs = float(ramp_epochs)
         self.harden = bool(harden)
         self.fade_epochs = float(fade_epochs)
@@ -616,14 +635,14 @@ class HolisticBudget(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if not hasattr(self.model, "budget"):
             raise TypeError(
-                "HolisticBudget needs a model made by tfprune.hfp.attach(...).")
+                "HolisticBudget needs a model made by tfprune.methods.hfp.attach(...).")
         self._base = cost(fold_gates(self.model))
         self._steps = self.params.get("steps") if self.params else None
         self._progress = None
         self._set_progress()
 
     def _choose(self):
-        self._keep = choose(self.model, round_to=self.round_to)
+        self._keep = choose(self.model)
         self._fade_start = self._step
         self.model.budget_active.assign(0.0)
 
@@ -686,3 +705,16 @@ class HolisticBudget(keras.callbacks.Callback):
         if latency is not None:
             logs["latency_ms"] = latency
             logs["latency_ratio"] = latency / self.model.latency_table.base_ms
+
+
+register_method("hfp", Method(
+    attach=attach,
+    summary="trainable channel gates steered by a budget loss; the budget is met exactly",
+    paper="Enderich et al. 2020, Holistic Filter Pruning for Efficient Deep Neural "
+          "Networks",
+    latency=True,
+    options=[Option("weight", float, 5.0, "weight of the budget loss"),
+             Option("threshold", float, 0.05, "factor under which a channel counts "
+                    "as removed"),
+             Option("ramp_epochs", float, 1.0, "epochs over which the budget "
+                    "reaches its target")]))

@@ -26,7 +26,7 @@ choice, made to satisfy what the abstract asks for:
   compare as they are. This is the difference with `tfprune.prune(...,
   scope="global")`, which must divide each group's weight norms by their
   mean before ranking them together. The ranking is cut by
-  `tfprune.ranking.budget.fit_plan(..., normalize=False)`, which finds the
+  `tfprune.ranking.fit.fit_plan(..., normalize=False)`, which finds the
   least pruning that meets the MACs/params targets.
 - One-shot by default; `iterative_steps=k` cuts in k steps towards the
   target (geometrically), re-scoring on a copy of the model with the
@@ -48,11 +48,11 @@ Gradients are the one backend-specific step; `_loss_gradients` isolates it
 import keras
 import numpy as np
 
-from tfprune.core.cost import cost
 from tfprune.core.data import as_arrays
 from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.rebuild import zero_out
-from tfprune.ranking.budget import check_targets, fit_plan, resolve_target
+from tfprune.methods.registry import Method, Option, register_method
+from tfprune.ranking.fit import fit_plan
 from tfprune.ranking.importance import consumer_inputs
 
 
@@ -186,18 +186,15 @@ def _same_weight(model, node, var):
     return next(w for w in layer.weights if w.name == var.name)
 
 
-def prune(model, data, target_macs=None, target_params=None, round_to=1,
-          iterative_steps=1, loss=None, from_logits=True, num_samples=512,
-          batch_size=64, seed=0, verbose=1):
-    """A `PruningPlan` from PruneNet's global importance, meeting the targets.
+def plan(model, budget, data, *, iterative_steps=1, loss=None, from_logits=True,
+         num_samples=512, batch_size=64, seed=0, verbose=1):
+    """A `PruningPlan` from PruneNet's global importance, within `budget`.
 
     Args:
         model: a trained functional or Sequential `keras.Model` (or its
             `ChannelGraph`); not modified.
+        budget: a `tfprune.Budget` (MACs and/or params).
         data: calibration data, as for `scores`.
-        target_macs: fraction of the original MACs (<= 1) or a MACs count.
-        target_params: the same for params.
-        round_to: kept widths are multiples of this (or the whole group).
         iterative_steps: cut in this many steps, re-scoring after each on
             the model with the channels removed so far zeroed (1: one-shot).
         loss, from_logits, num_samples, batch_size, seed, verbose: as for
@@ -214,42 +211,47 @@ def prune(model, data, target_macs=None, target_params=None, round_to=1,
     Example:
 
     ```python
-    plan = tfprune.prunenet.prune(model, (x_calib, y_calib), target_macs=0.5)
+    budget = tfprune.Budget(macs=0.5)
+    plan = tfprune.methods.prunenet.plan(model, budget, (x, y), verbose=0)
     slim = tfprune.rebuild(model, plan)  # then fine-tune slim
     ```
     """
-    check_targets(target_macs, target_params, latency=False)
-    if not isinstance(iterative_steps, int) or iterative_steps < 1:
+    if budget.latency is not None:
+        raise ValueError("PruneNet takes no latency target; give macs= or params=.")
+    if isinstance(iterative_steps, bool) or not isinstance(iterative_steps, int) \
+            or iterative_steps < 1:
         raise ValueError(
             f"iterative_steps must be a positive integer, got {iterative_steps!r}.")
     graph = model if isinstance(model, ChannelGraph) else analyze(model)
-    base = cost(graph)
     # as fractions of the original, so intermediate steps can interpolate
-    fractions = {
-        "macs": (resolve_target(target_macs, base.macs, "target_macs") / base.macs
-                 if target_macs is not None else None),
-        "params": (resolve_target(target_params, base.params, "target_params")
-                   / base.params if target_params is not None else None),
-    }
+    fractions = budget.fractions(graph)
     arrays = _calibration(data, num_samples, seed)
-    plan, working = None, graph.model
+    chosen, working = None, graph.model
     for step in range(1, iterative_steps + 1):
         s = _scores(graph, working, None, loss, from_logits, num_samples, batch_size,
                     seed, verbose, arrays=arrays)
-        if plan is not None:  # channels already removed stay last in line
-            for gid, kept in plan.keep.items():
+        if chosen is not None:  # channels already removed stay last in line
+            for gid, kept in chosen.keep.items():
                 removed = np.setdiff1d(np.arange(graph.groups[gid].size), kept)
                 s[gid] = s[gid].copy()
                 s[gid][removed] = -1.0
         if step == iterative_steps:
-            targets = {"macs": target_macs, "params": target_params}
+            step_budget = budget
         else:  # part of the way, geometrically (a count above the model: no cut)
             share = step / iterative_steps
-            targets = {k: (None if f is None else min(f, 1.0) ** share)
-                       for k, f in fractions.items()}
-        plan = fit_plan(graph, s, target_macs=targets["macs"],
-                        target_params=targets["params"], scope="global",
-                        round_to=round_to, normalize=False)
+            step_budget = budget.replace(**{k: min(f, 1.0) ** share
+                                            for k, f in fractions.items()})
+        chosen = fit_plan(graph, s, step_budget, scope="global", normalize=False)
         if step < iterative_steps:
-            working = zero_out(graph.model, plan)
-    return plan
+            working = zero_out(graph.model, chosen)
+    return chosen
+
+
+register_method("prunenet", Method(
+    plan=lambda model, budget, data=None, iterative_steps=1: plan(
+        model, budget, data, iterative_steps=iterative_steps),
+    summary="one global, loss-based channel importance from calibration batches",
+    paper="Khetan & Karnin 2020, PruneNet: Channel Pruning via Global Importance",
+    needs_data=True,
+    options=[Option("iterative_steps", int, 1, "cut in this many steps, "
+                    "re-scoring after each")]))

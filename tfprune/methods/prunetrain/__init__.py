@@ -2,16 +2,17 @@
 
 After Lym et al., "PruneTrain: Fast Neural Network Training by Dynamic
 Sparse Model Reconfiguration" (SC'19, arXiv 1901.09290). The model trains
-with a group-lasso penalty (`tfprune.regularizers.GroupLasso`); channels the
+with a group-lasso penalty (`tfprune.methods.regularizers.GroupLasso`); channels the
 penalty drives to zero rarely come back, so every few epochs the network is
 *reconfigured*: dead channels are physically removed with `tfprune.rebuild`
 and training goes on with the smaller model, so later epochs cost less.
 
 Inside `model.fit`:
 
-    pt = tfprune.prunetrain.attach(model, penalty_ratio=0.2)
-    pt.compile(optimizer, loss, metrics=["accuracy"])
-    pt.fit(train, epochs=30, callbacks=[tfprune.callbacks.Reconfigure(every=5)])
+    session = tfprune.methods.prunetrain.attach(model, penalty_ratio=0.2)
+    session.model.compile(optimizer, loss, metrics=["accuracy"])
+    session.model.fit(train, epochs=30, callbacks=session.callbacks)
+    slim = session.rebuild()
 
 `PruneTrainModel` wraps the functional network; `Reconfigure` swaps in the
 slimmer network, with the optimizer's slots and step carried, between
@@ -62,10 +63,9 @@ The method's public facts, and tfprune's choices where they leave room:
   no dead channel.
 """
 
-from tfprune.core.optimizer_state import load_optimizer_state, optimizer_state
 from tfprune.methods.prunetrain.callback import FLOPS_PER_MAC, PASSES_PER_SAMPLE, Reconfigure
 from tfprune.methods.prunetrain.dead import channel_magnitudes, dead_channels
-from tfprune.methods.prunetrain.model import PruneTrainModel, attach
+from tfprune.methods.prunetrain.model import PruneTrainModel, attach, trained_plan, wrap
 from tfprune.methods.prunetrain.reconfigure import Reconfiguration, reconfigure
 from tfprune.methods.prunetrain.training import (
     BatchScaledSchedule,
@@ -76,6 +76,5 @@ from tfprune.methods.prunetrain.training import (
 __all__ = [
     "FLOPS_PER_MAC", "PASSES_PER_SAMPLE", "BatchScaledSchedule", "PruneTrainModel", "PruneTrainResult",
     "Reconfiguration", "Reconfigure", "attach", "channel_magnitudes",
-    "dead_channels", "fit", "load_optimizer_state", "optimizer_state",
-    "reconfigure",
+    "dead_channels", "fit", "reconfigure", "trained_plan", "wrap",
 ]

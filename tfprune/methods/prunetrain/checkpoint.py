@@ -7,9 +7,9 @@ import os
 import keras
 import numpy as np
 
-from tfprune.core.fileio import atomic_path, save_model, write_atomic
-from tfprune.core.optimizer_state import load_optimizer_state, optimizer_state
 from tfprune.errors import TfpruneError
+from tfprune.fileio import atomic_path, save_model, write_atomic
+from tfprune.training.optimizer_state import load_optimizer_state, optimizer_state
 
 CHECKPOINT_FORMAT = "tfprune.prunetrain/1"
 
@@ -29,6 +29,8 @@ class RunState:
     reconfigurations: list = dataclasses.field(default_factory=list)
     batch_scale: int = 1
     base_batch: int = 0
+    # layer name -> the original output channels it still has (changed only)
+    kept: dict = dataclasses.field(default_factory=dict)
 
 
 def state_path(directory):

@@ -13,13 +13,16 @@ import contextlib
 import keras
 
 from tfprune.core.cost import cost
-from tfprune.core.graph import analyze
-from tfprune.core.optimizer_state import new_optimizer
-from tfprune.core.replicas import MultiWorkerFit, num_replicas, per_replica
+from tfprune.core.graph import ChannelGraph, analyze
+from tfprune.core.plan import PruningPlan
 from tfprune.errors import TfpruneError
+from tfprune.methods.prunetrain.callback import Reconfigure
 from tfprune.methods.prunetrain.checkpoint import RunState
 from tfprune.methods.prunetrain.reconfigure import reconfigure
+from tfprune.methods.registry import Method, Option, TrainingSession, register_method
 from tfprune.methods.regularizers import MODES, GroupLasso
+from tfprune.training.optimizer_state import new_optimizer
+from tfprune.training.replicas import MultiWorkerFit, num_replicas, per_replica
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
@@ -182,6 +185,10 @@ class PruneTrainModel(MultiWorkerFit, keras.Model):
                                drop_branches=drop_branches)
             if step.changed:
                 self.swap(step.model, step.optimizer)
+        for name, kept in step.kept.items():
+            before = self.run.kept.get(name)
+            self.run.kept[name] = (kept if before is None
+                                   else [before[i] for i in kept])
         after = cost(self.network)
         self.run.reconfigured_at = self.run.epoch if epoch is None else epoch
         self.run.reconfigurations.append({
@@ -253,7 +260,7 @@ class _Snapshot(list):
         self.shapes = [tuple(w.shape) for w in network.weights]
 
 
-def attach(model, penalty_ratio=0.2, mode="proximal"):
+def wrap(model, penalty_ratio=0.2, mode="proximal"):
     """A trainable PruneTrain model around a copy of `model`.
 
     Args:
@@ -263,16 +270,17 @@ def attach(model, penalty_ratio=0.2, mode="proximal"):
         mode: "proximal" (default) or "subgradient" group lasso.
 
     Returns:
-        A `PruneTrainModel`; compile it and fit it with
-        `tfprune.callbacks.Reconfigure` to shrink it while it trains.
+        A `PruneTrainModel`; compile it and fit it with `Reconfigure` among
+        the callbacks to shrink it while it trains.
 
     Example:
 
     ```python
-    pt = tfprune.prunetrain.attach(model, penalty_ratio=0.2)
-    pt.compile(keras.optimizers.SGD(0.1, momentum=0.9), loss, metrics=["accuracy"])
-    pt.fit(train, epochs=30, callbacks=[tfprune.callbacks.Reconfigure(every=5),
-                                        keras.callbacks.CSVLogger("pt.csv")])
+    pt = tfprune.methods.prunetrain.wrap(model, penalty_ratio=0.2)
+    pt.compile(keras.optimizers.SGD(0.1, momentum=0.9),
+               "sparse_categorical_crossentropy")
+    pt.fit(x, y, epochs=2, verbose=0,
+           callbacks=[tfprune.methods.prunetrain.Reconfigure(every=1)])
     slim = pt.network  # the reconfigured functional model
     ```
     """
@@ -286,3 +294,81 @@ def attach(model, penalty_ratio=0.2, mode="proximal"):
             "tfprune.analyze(model).summary()); PruneTrain has nothing to "
             "remove. Use model.fit instead.")
     return pt
+
+
+def trained_plan(original, model):
+    """The plan of what PruneTrain removed from `original`, as a `PruningPlan`.
+
+    Args:
+        original: the model given to `wrap` (or its `ChannelGraph`).
+        model: the `PruneTrainModel` after training.
+
+    Returns:
+        A `PruningPlan` of `original` keeping the channels the trained
+        network still has. A group whose every producer was removed with a
+        dead residual branch keeps one channel (a plan cannot remove a
+        whole group); `model.run.reconfigurations` lists those branches.
+    """
+    graph = original if isinstance(original, ChannelGraph) else analyze(original)
+    present = {layer.name for layer in model.network.layers}
+    keep = {}
+    for group in graph.prunable_groups:
+        alive = [name for name in group.producers if name in present]
+        if not alive:
+            keep[group.id] = [0]
+        elif alive[0] in model.run.kept:
+            keep[group.id] = model.run.kept[alive[0]]
+    return PruningPlan(graph, keep)
+
+
+def attach(model, budget=None, penalty_ratio=0.2, mode="proximal", reconfigure_every=5,
+           threshold=1e-4):
+    """Starts PruneTrain: a model that sheds channels while it trains.
+
+    PruneTrain takes no budget: the penalty ratio decides how much is removed.
+
+    Args:
+        model: a functional or Sequential `keras.Model`, usually freshly
+            built (not modified).
+        budget: None.
+        penalty_ratio, mode: as for `wrap`.
+        reconfigure_every, threshold: as for `Reconfigure`'s `every` and
+            `threshold`.
+
+    Returns:
+        A `TrainingSession`: compile and fit `session.model` (a
+        `PruneTrainModel`) with `session.callbacks`; `session.rebuild()` is
+        the trained, already slim network and `session.plan()` describes
+        what was removed from `model` (`trained_plan`).
+
+    Example:
+
+    ```python
+    session = tfprune.methods.prunetrain.attach(model, reconfigure_every=1)
+    session.model.compile("sgd", "sparse_categorical_crossentropy")
+    session.model.fit(x, y, epochs=2, callbacks=session.callbacks, verbose=0)
+    slim = session.rebuild()
+    ```
+    """
+    if budget is not None:
+        raise ValueError("PruneTrain takes no budget: its penalty_ratio decides how "
+                         "much is removed.")
+    graph = analyze(model)
+    pt = wrap(model, penalty_ratio=penalty_ratio, mode=mode)
+    return TrainingSession(
+        pt, [Reconfigure(every=reconfigure_every, threshold=threshold)],
+        plan=lambda: trained_plan(graph, pt), rebuild=lambda: pt.network)
+
+
+register_method("prunetrain", Method(
+    attach=attach, budget=False, round_to=False,
+    summary="train from scratch with group lasso; dead channels are removed while "
+            "it trains",
+    paper="Lym et al. 2019, PruneTrain: Fast Neural Network Training by Dynamic "
+          "Sparse Model Reconfiguration",
+    options=[Option("penalty_ratio", float, 0.2, "the penalty's share of the first "
+                    "step's loss"),
+             Option("mode", str, "proximal", "group-lasso step",
+                    choices=("proximal", "subgradient")),
+             Option("reconfigure_every", int, 5, "epochs between reconfigurations"),
+             Option("threshold", float, 1e-4, "a weight below this counts as zero")]))

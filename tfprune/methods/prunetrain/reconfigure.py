@@ -2,12 +2,14 @@
 
 import dataclasses
 
+import numpy as np
+
 from tfprune.core.branches import find_dead_branches, remove_branches
 from tfprune.core.graph import analyze
-from tfprune.core.optimizer_state import load_optimizer_state, new_optimizer, optimizer_state
 from tfprune.core.rebuild import rebuild, weight_slicers
-from tfprune.core.replicas import from_first_replica
 from tfprune.methods.prunetrain.dead import channel_magnitudes, dead_channels, keep_alive
+from tfprune.training.optimizer_state import load_optimizer_state, new_optimizer, optimizer_state
+from tfprune.training.replicas import from_first_replica
 
 
 @dataclasses.dataclass
@@ -22,6 +24,8 @@ class Reconfiguration:
         removed_channels: number of channels removed from the groups that
             remain (those of removed branches not counted).
         changed: whether the model changed.
+        kept: layer name -> the output channels it keeps (indices into its
+            width before), for every channel-mixing layer that lost some.
     """
 
     model: object
@@ -29,6 +33,7 @@ class Reconfiguration:
     removed_branches: list
     removed_channels: int
     changed: bool
+    kept: dict = dataclasses.field(default_factory=dict)
 
 
 def reconfigure(model, optimizer=None, threshold=1e-4, custom_objects=None,
@@ -80,5 +85,9 @@ def reconfigure(model, optimizer=None, threshold=1e-4, custom_objects=None,
             new_optimizer(optimizer), new, optimizer_state(optimizer, model),
             weight_slicers(graph, plan.masks()))
     removed = graph.num_channels - int(plan.kept_channels.sum())
+    masks = plan.masks()
+    kept = {node.name: np.flatnonzero(masks[node.outputs[0]]).tolist()
+            for node in graph.nodes
+            if node.kind == "mixer" and node.first_call and not masks[node.outputs[0]].all()}
     return Reconfiguration(new, carried, sorted({b.add for b in branches}),
-                           removed, True)
+                           removed, True, kept)

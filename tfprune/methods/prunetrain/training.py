@@ -1,6 +1,6 @@
 """`prunetrain.fit`: one call from a fresh model to a slim trained one.
 
-A thin layer over `attach` + `PruneTrainModel.fit` + `Reconfigure`, adding
+A thin layer over `wrap` + `PruneTrainModel.fit` + `Reconfigure`, adding
 checkpoints that resume a run and the dynamic mini-batch (which Keras's
 `fit` cannot do inside one call: its epoch iterator is made once, with one
 batch size, so a batch change starts a new `fit` call, seen by the user's
@@ -16,13 +16,6 @@ import numpy as np
 
 from tfprune.core.cost import cost
 from tfprune.core.graph import analyze
-from tfprune.core.optimizer_state import (
-    learning_rate_schedule,
-    load_optimizer_state,
-    new_optimizer,
-    optimizer_state,
-)
-from tfprune.core.replicas import strategy_scope
 from tfprune.errors import TfpruneError
 from tfprune.methods.prunetrain.callback import (
     FLOPS_PER_MAC,
@@ -37,6 +30,13 @@ from tfprune.methods.prunetrain.checkpoint import (
 )
 from tfprune.methods.prunetrain.model import PruneTrainModel
 from tfprune.methods.regularizers import GroupLasso
+from tfprune.training.optimizer_state import (
+    learning_rate_schedule,
+    load_optimizer_state,
+    new_optimizer,
+    optimizer_state,
+)
+from tfprune.training.replicas import strategy_scope
 
 
 @keras.saving.register_keras_serializable(package="tfprune")

@@ -33,12 +33,13 @@ import time
 import keras
 import numpy as np
 
+from tfprune.core.budget import Budget
 from tfprune.core.data import as_arrays, evaluate
 from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.plan import PruningPlan
 from tfprune.core.rebuild import zero_out
+from tfprune.methods.registry import Method, Option, register_method
 from tfprune.methods.search.sensitivity import ConsumerWeights, allocate, sensitivity
-from tfprune.ranking.budget import check_targets
 from tfprune.ranking.importance import magnitude, top_channels
 
 
@@ -152,13 +153,12 @@ class GeneticChannelSearch:
         model: a pre-trained `keras.Model` (not modified).
         calib_data: (x, y) arrays or a batched dataset: activations for the
             reconstruction fitness and the batch for the real-loss fitness.
-        target_macs, target_params: fraction (<= 1) or absolute count.
+        budget: a `tfprune.Budget` (MACs, params and/or latency; its
+            `round_to` sets the kept widths' granularity).
         sensitivity: a `Sensitivity`; computed on `calib_data` if None.
         population: chromosomes per generation.
         generations: generations per group.
         seed: makes the search reproducible (same seed, same plan).
-        round_to: kept widths are multiples of this; "auto": the widths
-            `latency_table` measured.
         fitness: "two_step" (default) or "real_loss" (every candidate
             evaluated by the real loss; slow, for comparison).
         real_loss_top: candidates per generation given the real-loss step.
@@ -166,11 +166,6 @@ class GeneticChannelSearch:
         batch_size: samples in the real-loss batch.
         from_logits: whether the model outputs logits.
         verbose: print a progress bar per group.
-        target_latency: predicted latency target: a fraction (<= 1) of the
-            table's `base_ms`, milliseconds (> 1) or a string such as
-            "0.8ms" (see `allocate`).
-        latency_table: a `tfprune.latency.LatencyTable` measured for
-            `model`; needed for `target_latency` and `round_to="auto"`.
 
     Attributes:
         history: dict group id -> best fitness per generation.
@@ -187,23 +182,23 @@ class GeneticChannelSearch:
     Example:
 
     ```python
-    sens = tfprune.search.sensitivity(model, (x_val, y_val))
-    search = tfprune.search.GeneticChannelSearch(model, (x_cal, y_cal),
-                                                 target_macs=1/3, sensitivity=sens)
+    search = tfprune.methods.search.GeneticChannelSearch(
+        model, (x, y), tfprune.Budget(macs=0.5), generations=2, verbose=False)
     plan = search.run()
     slim = tfprune.rebuild(model, plan)
-
-    table = tfprune.latency.LatencyTable.measure(model, threads=1)
-    search = tfprune.search.GeneticChannelSearch(model, (x_cal, y_cal), target_latency=0.5,
-                                                 latency_table=table, sensitivity=sens)
     ```
     """
 
-    def __init__(self, model, calib_data, target_macs=None, target_params=None,
-                 sensitivity=None, population=32, generations=30, seed=0, round_to=1,
-                 fitness="two_step", real_loss_top=2, positions=1024, batch_size=256,
-                 from_logits=True, verbose=True, target_latency=None, latency_table=None):
-        check_targets(target_macs, target_params, target_latency, latency_table)
+    def __init__(self, model, calib_data, budget, sensitivity=None, population=32,
+                 generations=30, seed=0, fitness="two_step", real_loss_top=2,
+                 positions=1024, batch_size=256, from_logits=True, verbose=True):
+        if not isinstance(budget, Budget):
+            raise ValueError(f"expected a tfprune.Budget, got {type(budget).__name__}.")
+        for name, value in (("population", population), ("generations", generations)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}.")
+        if generations < 1:
+            raise ValueError(f"generations must be at least 1, got {generations}.")
         if fitness not in ("two_step", "real_loss"):
             raise ValueError(f"fitness must be 'two_step' or 'real_loss', got {fitness!r}.")
         if population < 4:
@@ -211,13 +206,12 @@ class GeneticChannelSearch:
         self.graph = model if isinstance(model, ChannelGraph) else analyze(model)
         self.model = self.graph.model
         self.x, self.y = as_arrays(calib_data)
-        self.target_macs, self.target_params = target_macs, target_params
-        self.target_latency, self.latency_table = target_latency, latency_table
-        if latency_table is not None:
-            latency_table.check(self.graph)
+        self.budget = budget
+        if budget.table is not None:
+            budget.table.check(self.graph)
         self.sensitivity = sensitivity
         self.population, self.generations = int(population), int(generations)
-        self.seed, self.round_to, self.fitness = seed, round_to, fitness
+        self.seed, self.fitness = seed, fitness
         self.real_loss_top, self.positions = real_loss_top, positions
         self.batch_size, self.from_logits, self.verbose = batch_size, from_logits, verbose
         self.history, self.counts = {}, {}
@@ -258,10 +252,7 @@ class GeneticChannelSearch:
         else:
             if self.sensitivity is None:
                 self.sensitivity = sensitivity(graph, (self.x, self.y))
-            self.counts = allocate(graph, self.sensitivity, self.target_macs,
-                                   self.target_params, self.round_to,
-                                   target_latency=self.target_latency,
-                                   latency_table=self.latency_table)
+            self.counts = allocate(graph, self.sensitivity, self.budget)
         scores = magnitude(graph)
         working = zero_out(self.model, graph.plan())
         editor = ConsumerWeights(graph, working)
@@ -306,7 +297,8 @@ class GeneticChannelSearch:
         if choices is None:  # refit() scores given subsets; it is no search
             self.search_seconds = time.perf_counter() - start
         self.working_model = working  # the original size, computing what the plan does
-        step = None if isinstance(self.round_to, str) or self.round_to <= 1 else self.round_to
+        round_to = self.budget.round_to
+        step = None if isinstance(round_to, str) or round_to <= 1 else round_to
         plan = PruningPlan(graph, keep, round_to=step)
         plan.refits = refits
         return plan
@@ -399,9 +391,6 @@ def reconstruct(model, plan, data, positions=1024, seed=0):
     channels kept do not change; `rebuild` uses the re-fitted kernels. Only
     forward passes and small linear solves: no training.
 
-    Under the benchmark protocol this lifts the accuracy right after pruning
-    of resnet20 at 50% MACs (global L1) from 10.5% to 89%.
-
     Args:
         model: the trained `keras.Model` (or its `ChannelGraph`) the plan is
             for; not modified.
@@ -417,8 +406,8 @@ def reconstruct(model, plan, data, positions=1024, seed=0):
     Example:
 
     ```python
-    plan = tfprune.prune(model, "l1", target_macs=0.5)
-    plan = tfprune.search.reconstruct(model, plan, (x_cal, y_cal))
+    plan = tfprune.prune(model, tfprune.Budget(macs=0.5))
+    plan = tfprune.methods.search.reconstruct(model, plan, (x, y))
     slim = tfprune.rebuild(model, plan)   # computes close to what `model` does
     ```
     """
@@ -433,8 +422,45 @@ def reconstruct(model, plan, data, positions=1024, seed=0):
         raise ValueError("reconstruct() re-fits channel plans; this plan also shrinks "
                          "kernels (SMOF), whose consumers it cannot re-fit.")
     # The target is never used: refit() keeps the plan's own subsets.
-    search = GeneticChannelSearch(graph, data, target_macs=1.0, positions=positions,
+    search = GeneticChannelSearch(graph, data, Budget(macs=1.0), positions=positions,
                                   seed=seed, verbose=False)
     keep = {g.id: plan.keep[g.id] for g in graph.prunable_groups
             if len(plan.keep[g.id]) < g.size}
     return search.refit(keep)
+
+
+def plan(model, budget, data, *, generations=30, population=32, sensitivity=None,
+         seed=0, verbose=True, **search_options):
+    """The genetic search's `PruningPlan` for `model` within `budget`.
+
+    `GeneticChannelSearch(model, data, budget, ...).run()`.
+
+    Args:
+        model: a trained `keras.Model` (not modified).
+        budget: a `tfprune.Budget`.
+        data: calibration data: `(x, y)` arrays or a batched dataset.
+        generations, population, sensitivity, seed, verbose, **search_options:
+            as for `GeneticChannelSearch`.
+
+    Example:
+
+    ```python
+    plan = tfprune.methods.search.plan(model, tfprune.Budget(macs=0.5), (x, y),
+                                       generations=2, verbose=False)
+    ```
+    """
+    return GeneticChannelSearch(model, data, budget, sensitivity=sensitivity,
+                                population=population, generations=generations,
+                                seed=seed, verbose=verbose, **search_options).run()
+
+
+register_method("ga", Method(
+    plan=lambda model, budget, data=None, generations=30, population=32: plan(
+        model, budget, data, generations=generations, population=population),
+    summary="sensitivity-guided widths, channel subsets by a genetic algorithm, "
+            "consumers re-fitted",
+    paper="Hu et al. 2018, A novel channel pruning method for deep neural network "
+          "compression",
+    needs_data=True, latency=True, refits=True,
+    options=[Option("generations", int, 30, "generations per group"),
+             Option("population", int, 32, "chromosomes per generation")]))

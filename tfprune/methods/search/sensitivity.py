@@ -6,18 +6,12 @@ import math
 import keras
 import numpy as np
 
-from tfprune.core.cost import cost
 from tfprune.core.data import as_arrays, evaluate
 from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.plan import PruningPlan
 from tfprune.core.rebuild import zero_out
 from tfprune.errors import TargetUnreachableError
-from tfprune.ranking.budget import (
-    check_targets,
-    plan_figures,
-    resolve_latency_target,
-    resolve_target,
-)
+from tfprune.ranking.fit import plan_figures
 from tfprune.ranking.importance import magnitude, top_channels
 
 
@@ -179,8 +173,7 @@ def sensitivity(model, val_data, ratios=(0.25, 0.5, 0.75), limit=1024,
                        chance_loss=float(np.log(classes)) if classes > 1 else None)
 
 
-def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, steps=16,
-             min_keep=0.1, target_latency=None, latency_table=None):
+def allocate(graph, sens, budget, steps=16, min_keep=0.1):
     """Keep counts per group meeting the target, guided by sensitivity.
 
     Rule (greedy on sensitivity per MAC): start from full widths and
@@ -197,16 +190,11 @@ def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, step
     Args:
         graph: the model's `ChannelGraph`.
         sens: a `Sensitivity` of the same model.
-        target_macs, target_params: fractions (<= 1) or counts.
-        round_to: keep counts are multiples of this (or the full width);
-            "auto": the widths `latency_table` measured (a group steps down
-            to its next measured width; groups the table lacks keep theirs).
+        budget: a `tfprune.Budget`; with `round_to="auto"` a group steps
+            down to its next width the latency table measured (groups the
+            table lacks keep theirs).
         steps: a group shrinks by 1/`steps` of its width at a time.
         min_keep: smallest fraction of a group's width kept.
-        target_latency: predicted latency: a fraction (<= 1) of the table's
-            `base_ms`, milliseconds (> 1) or a string such as "0.8ms".
-        latency_table: a `tfprune.latency.LatencyTable` measured for the
-            model; needed for `target_latency` and `round_to="auto"`.
 
     Returns:
         dict group id -> number of channels to keep.
@@ -214,23 +202,13 @@ def allocate(graph, sens, target_macs=None, target_params=None, round_to=1, step
     Example:
 
     ```python
-    counts = allocate(graph, sens, target_latency=0.5, latency_table=table)
+    sens = tfprune.methods.search.sensitivity(model, (x, y), limit=64)
+    counts = allocate(tfprune.analyze(model), sens, tfprune.Budget(macs=0.5))
     ```
     """
-    check_targets(target_macs, target_params, target_latency, latency_table)
-    auto = isinstance(round_to, str)
-    if auto and (round_to != "auto" or latency_table is None):
-        raise ValueError(f"round_to must be a positive integer or 'auto' (with "
-                         f"latency_table=), got {round_to!r}.")
-    if latency_table is not None:
-        latency_table.check(graph)
-    base = cost(graph)
-    limits = [(resolve_target(target_macs, base.macs, "target_macs"), "macs"),
-              (resolve_target(target_params, base.params, "target_params"), "params")]
-    if latency_table is not None:
-        limits.append((resolve_latency_target(target_latency, latency_table.base_ms),
-                       "latency"))
-    limits = [(v, k) for v, k in limits if v is not None]
+    latency_table, round_to = budget.table, budget.round_to
+    auto = round_to == "auto"
+    limits = [(v, k) for k, v in budget.resolve(graph).items()]
     scores = magnitude(graph)
     groups = [g for g in graph.prunable_groups if g.id in sens.loss]
     counts = {g.id: g.size for g in groups}

@@ -1,103 +1,22 @@
-"""Turns channel scores into a plan that meets a params/MACs/latency target.
+"""Turns channel scores into a plan that meets a `Budget`.
 
 Shared by every method that ranks channels: it decides how many channels each
 group keeps (uniformly, or by one global ranking) and searches for the least
-pruning whose cost is within the target.
+pruning whose cost is within the budget.
 """
 
 import heapq
 import math
-import numbers
 
 import numpy as np
 
+from tfprune.core.budget import Budget
 from tfprune.core.cost import cost
 from tfprune.core.finite import check_finite_scores
 from tfprune.core.plan import PruningPlan
 from tfprune.errors import TargetUnreachableError
 
 SCOPES = ("global", "uniform")
-
-
-def check_targets(target_macs=None, target_params=None, target_latency=None,
-                  latency_table=None, *, latency=True):
-    """Checks that a method was given something to prune to.
-
-    Args:
-        target_macs, target_params, target_latency: the targets as given.
-        latency_table: the `LatencyTable` a latency target is read from.
-        latency: whether the method takes a latency target (for the message).
-
-    Raises:
-        ValueError: no target at all, or a latency target without its table.
-
-    Example:
-
-    ```python
-    check_targets(target_macs=0.5)
-    ```
-    """
-    if target_macs is None and target_params is None and target_latency is None:
-        raise ValueError("give target_macs or target_params (or both)"
-                         + (", or target_latency with latency_table=." if latency else "."))
-    if target_latency is not None and latency_table is None:
-        raise ValueError("target_latency needs latency_table=, measured with "
-                         "tfprune.latency.LatencyTable.measure(model) on the model "
-                         "before pruning or gating.")
-
-
-def resolve_target(value, base, what):
-    """A target given as a fraction (<= 1) or an absolute count, as a count.
-
-    Args:
-        value: None, a fraction in (0, 1] of `base`, or a count > 1.
-        base: the original count (MACs or params).
-        what: the argument's name, for the message.
-
-    Raises:
-        ValueError: `value` is not a finite positive number (NaN, inf,
-            zero, negative, a bool or a string).
-
-    Example:
-
-    ```python
-    resolve_target(0.5, cost(graph).macs, "target_macs")
-    ```
-    """
-    if value is None:
-        return None
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not math.isfinite(value) or value <= 0):
-        raise ValueError(
-            f"{what} must be a finite fraction in (0, 1] of the original or a "
-            f"positive count, got {value!r}.")
-    return float(value) * base if value <= 1 else float(value)
-
-
-def resolve_latency_target(value, base_ms):
-    """A latency target in milliseconds.
-
-    A number <= 1 is a fraction of the original model's predicted latency
-    (`base_ms`); a number > 1 is milliseconds; a string ending in "ms"
-    (e.g. "0.8ms") is milliseconds whatever its size, for models that run
-    in under a millisecond.
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip().lower()
-        try:
-            if not text.endswith("ms"):
-                raise ValueError
-            ms = float(text[:-2])
-        except ValueError:
-            raise ValueError(
-                f"target_latency must be a fraction (<= 1), milliseconds (> 1) or "
-                f"a string like '0.8ms', got {value!r}.") from None
-        if not ms > 0:
-            raise ValueError(f"target_latency must be positive, got {value!r}.")
-        return ms
-    return resolve_target(value, base_ms, "target_latency")
 
 
 def plan_figures(graph, limits, plan, latency_table=None):
@@ -145,32 +64,20 @@ def plan_from_counts(graph, scores, counts):
     return PruningPlan(graph, keep)
 
 
-def fit_plan(graph, scores, target_macs=None, target_params=None,
-             scope="global", round_to=1, normalize=True, target_latency=None,
-             latency_table=None):
-    """The least-pruned plan whose cost meets every given target.
+def fit_plan(graph, scores, budget, scope="global", normalize=True):
+    """The least-pruned plan whose cost meets every target of `budget`.
 
     Args:
         graph: a `ChannelGraph`.
         scores: dict group id -> per-channel scores (higher = keep).
-        target_macs: fraction of the original MACs (<= 1) or absolute MACs.
-        target_params: the same for params.
+        budget: a `tfprune.Budget`. With its latency `table`, scope="global"
+            ranks by score per millisecond saved (see `_latency_moves`), and
+            `round_to="auto"` keeps only the widths the table measured.
         scope: "global" ranks all channels together, after dividing each
             group's scores by the group's mean (so layers of different fan-in
-            compare); with a `latency_table` the ranking is by score per
-            millisecond saved (see `_latency_moves`). "uniform" prunes the
-            same fraction of every group.
-        round_to: kept widths are multiples of this (or the whole group);
-            "auto" keeps only the widths the latency table measured (the
-            steps the hardware was timed at), and needs `latency_table`.
+            compare). "uniform" prunes the same fraction of every group.
         normalize: with scope="global", divide each group's scores by their
             mean first; pass False for scores already on one scale (gates).
-        target_latency: predicted latency target: a fraction (<= 1) of the
-            original's predicted latency, milliseconds (> 1), or a string
-            such as "0.8ms"; needs `latency_table`.
-        latency_table: a `tfprune.latency.LatencyTable` measured for this
-            model (anything with `predict(plan)`, `base_ms` and
-            `check(graph)`).
 
     Returns:
         A `PruningPlan`.
@@ -183,19 +90,19 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
     Example:
 
     ```python
-    scores = tfprune.importance.l1(graph)
-    plan = fit_plan(graph, scores, target_latency=0.5, latency_table=table)
+    graph = tfprune.analyze(model)
+    scores = tfprune.ranking.importance.l1(graph)
+    plan = fit_plan(graph, scores, tfprune.Budget(macs=0.5))
     ```
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
-    check_targets(target_macs, target_params, target_latency, latency_table)
-    if latency_table is not None:
-        latency_table.check(graph)
+    if not isinstance(budget, Budget):
+        raise ValueError(f"expected a tfprune.Budget, got {type(budget).__name__}.")
+    latency_table = budget.table
+    limits = [(v, k) for k, v in budget.resolve(graph).items()]  # checks the table
+    round_to = budget.round_to
     if round_to == "auto":
-        if latency_table is None:
-            raise ValueError("round_to='auto' reads the widths from a latency table: "
-                             "pass latency_table=.")
         steps_of = {g.id: (latency_table.steps(g.id) if g.id in latency_table.groups
                            else [g.size]) for g in graph.prunable_groups}
 
@@ -203,19 +110,9 @@ def fit_plan(graph, scores, target_macs=None, target_params=None,
             return _auto_keep(n, steps_of[group.id])
         round_to = 0  # not 1: no refill of single channels
     else:
-        round_to = int(round_to or 1)
-        if round_to < 1:
-            raise ValueError(f"round_to must be >= 1 or 'auto', got {round_to}.")
-
         def keep_n(n, group):
             return _round_keep(n, group.size, round_to)
     base = cost(graph)
-    limits = [(resolve_target(target_macs, base.macs, "target_macs"), "macs"),
-              (resolve_target(target_params, base.params, "target_params"), "params")]
-    if latency_table is not None:
-        limits.append((resolve_latency_target(target_latency, latency_table.base_ms),
-                       "latency"))
-    limits = [(v, k) for v, k in limits if v is not None]
     base_figures = {"macs": base.macs, "params": base.params,
                     "latency": getattr(latency_table, "base_ms", None)}
     groups = graph.prunable_groups

@@ -1,49 +1,18 @@
-"""SMOF: prune kernel sizes as well as channels, under a params/MACs budget.
-
-After Liu, Guan, Xu, Li and Quan, "SMOF: Squeezing More Out of Filters
-Yields Hardware-Friendly CNN Pruning" (arXiv 2110.10842): besides removing
-channels, shrink each convolution's kernel by whole outer rings (5x5 ->
-3x3 -> 1x1). A smaller kernel removes MACs without narrowing the tensors,
-so it is not limited by SIMD width granularity, and the result is a plain
-convolution every runtime runs without custom kernels.
-
-Only the paper's abstract was available while writing this; the training
-recipe below is tfprune's own, built like `tfprune.hfp` so the two methods
-read alike:
-
-- Masks: every `Conv1D/2D`, `DepthwiseConv1D/2D` and `SeparableConv1D/2D`
-  (depthwise kernel) with a kernel wider than 1 and `same`/`valid`
-  padding is wrapped in a `KernelRingMask`: one trainable factor in [0, 1]
-  per ring of taps around the centre (the centre is never masked). Every
-  prunable channel group gets a `ChannelGate` after its producers' BN,
-  exactly where HFP puts it.
-- Counting: a ring counts while its factor, or that of any ring outside
-  it, is above `threshold` (an outer ring cannot outlive an inner one: the
-  kernel stays a centred square); the kernel size along an axis is
-  1 + 2 * (rings counted). Channels count as in HFP (the strongest of each
-  group always counts). The forward pass uses the factors; the budget sees
-  the hard counts, with straight-through gradients to the factors.
-- Budget loss: `weight * relu(cost / target - 1)` over `tfprune.cost`'s
-  formulas with those channel counts *and* kernel sizes, so one loss trades
-  rings against channels by what each costs. `SMOFSchedule` ramps the
-  target from the full size over the first `ramp_epochs`.
-- Plan: kernel radius per conv from the ring factors (largest ring above
-  `threshold`); channels whose gate is above a threshold, raised (by
-  bisection over the gate values) until the plan, with its kernel sizes,
-  meets the target. So the target is met even when training stopped short.
-- Rebuild: ring factors and gate factors are folded into the weights;
-  removed rings and channels are sliced away (`tfprune.rebuild`).
-"""
+"""The SMOF model: kernel-ring masks and channel gates under a budget loss."""
 
 import keras
 import numpy as np
 
+from tfprune.core.budget import Budget
 from tfprune.core.configs import (
     copy_weights_by_name,
     functional_serialized,
 )
 from tfprune.core.cost import cost, node_cost
-from tfprune.core.gates import (
+from tfprune.core.graph import analyze
+from tfprune.core.plan import PruningPlan
+from tfprune.errors import TargetUnreachableError, TfpruneError
+from tfprune.methods.gates import (
     GATE,
     fold_gates,
     functional_model,
@@ -51,17 +20,14 @@ from tfprune.core.gates import (
     insert_gates,
     model_structure,
 )
-from tfprune.core.graph import analyze
-from tfprune.core.kernel_masks import (
+from tfprune.methods.registry import Method, Option, TrainingSession, register_method
+from tfprune.methods.smof.ring_masks import (
     KERNEL_MASK,
     maskable,
     num_rings,
     size_for_radius,
     unwrap_kernel_masks,
 )
-from tfprune.core.plan import PruningPlan
-from tfprune.errors import TargetUnreachableError, TfpruneError
-from tfprune.ranking.budget import check_targets, resolve_target
 
 _OPTIONS = ("target_macs", "target_params", "weight", "threshold")
 
@@ -70,7 +36,7 @@ _OPTIONS = ("target_macs", "target_params", "weight", "threshold")
 class SMOFModel(keras.Model):
     """A functional model with kernel-ring masks, channel gates and a budget.
 
-    Made by `tfprune.smof.attach`. Its loss is the compiled loss plus the
+    Made by `tfprune.methods.smof.mask`. Its loss is the compiled loss plus the
     budget loss; `budget_cost()` gives the (hard) params and MACs now.
 
     Args:
@@ -92,13 +58,13 @@ class SMOFModel(keras.Model):
     @property
     def budget(self):
         if self._budget is None:
-            self._budget = _Budget(self)
+            self._budget = _SoftBudget(self)
         return self._budget
 
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
         if self._budget is None:  # built eagerly: it reads the model's config
-            self._budget = _Budget(self)
+            self._budget = _SoftBudget(self)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
@@ -127,7 +93,7 @@ def _hard_rings(values, threshold):
     return np.flip(np.logical_or.accumulate(np.flip(above)))
 
 
-class _Budget:
+class _SoftBudget:
     """`tfprune.cost`'s formulas over gate counts and masked kernel sizes."""
 
     def __init__(self, model):
@@ -234,37 +200,35 @@ def _maskable(graph):
     return out
 
 
-def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.05):
+def mask(model, budget, weight=5.0, threshold=0.05):
     """A copy of `model` with kernel-ring masks and channel gates.
 
     Args:
         model: a functional or Sequential `keras.Model` (not modified).
-        target_macs: fraction of the model's MACs (<= 1) or a MACs count.
-        target_params: the same for params.
+        budget: a `tfprune.Budget` with `macs` and/or `params` (SMOF takes no
+            latency target and does not round widths).
         weight: weight of the budget loss against the task loss.
         threshold: factor under which a ring or channel counts as removed.
 
     Returns:
-        An `SMOFModel` with the same weights; compile and fit it as usual,
-        with `tfprune.callbacks.SMOFSchedule()`.
+        An `SMOFModel` with the same weights; compile and fit it with
+        `SMOFSchedule()` among the callbacks.
 
     Example:
 
     ```python
-    masked = tfprune.smof.attach(model, target_macs=0.5)
-    masked.compile("adam", loss, metrics=["accuracy"])
-    masked.fit(train, epochs=5, callbacks=[tfprune.callbacks.SMOFSchedule()])
-    plan = tfprune.smof.plan(masked)
-    slim = tfprune.rebuild(masked, plan)
+    masked = tfprune.methods.smof.mask(model, tfprune.Budget(macs=0.5))
+    masked.compile("sgd", "sparse_categorical_crossentropy")
+    masked.fit(x, y, epochs=1, verbose=0,
+               callbacks=[tfprune.methods.smof.SMOFSchedule()])
+    slim = tfprune.rebuild(masked, tfprune.methods.smof.plan(masked))
     ```
     """
-    check_targets(target_macs, target_params, latency=False)
+    _check_budget(budget)
     graph = analyze(model)
     if any(n.class_name in (GATE, KERNEL_MASK) for n in graph.nodes):
         raise TfpruneError(f"model '{model.name}' already has gates or kernel masks.")
-    base = cost(graph)
-    macs = resolve_target(target_macs, base.macs, "target_macs")
-    params = resolve_target(target_params, base.params, "target_params")
+    limits = budget.resolve(graph)
     positions = gate_positions(graph)
     wrapped = _maskable(graph)
     if not positions and not wrapped:
@@ -283,7 +247,7 @@ def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.
         inner = {k: v for k, v in entry.items() if k not in ("inbound_nodes", "build_config")}
         entry.clear()
         entry.update({
-            "module": "tfprune.core.kernel_masks", "class_name": KERNEL_MASK,
+            "module": "tfprune.methods.smof.ring_masks", "class_name": KERNEL_MASK,
             "registered_name": f"tfprune>{KERNEL_MASK}", "name": name,
             "config": {"name": name, "trainable": inner["config"].get("trainable", True),
                        "dtype": inner["config"].get("dtype"), "layer": inner,
@@ -294,8 +258,46 @@ def attach(model, target_macs=None, target_params=None, weight=5.0, threshold=0.
     copy_weights_by_name(model, plain, skip=set(wrapped) | gates)
     for name in wrapped:
         plain.get_layer(name).layer.set_weights(model.get_layer(name).get_weights())
-    return SMOFModel(*model_structure(plain), name=model.name, target_macs=macs,
-                     target_params=params, weight=weight, threshold=threshold)
+    return SMOFModel(*model_structure(plain), name=model.name,
+                     target_macs=limits.get("macs"), target_params=limits.get("params"),
+                     weight=weight, threshold=threshold)
+
+
+def _check_budget(budget):
+    if not isinstance(budget, Budget):
+        raise ValueError(f"expected a tfprune.Budget, got {type(budget).__name__}.")
+    if budget.latency is not None:
+        raise ValueError("SMOF takes no latency target; give macs= or params=.")
+    if budget.round_to != 1:
+        raise ValueError("SMOF does not round widths (its kernels shrink by whole "
+                         "rings instead); leave round_to at 1.")
+
+
+def attach(model, budget, weight=5.0, threshold=0.05, ramp_epochs=1):
+    """Starts SMOF: masks to train against `budget`, and the callback for `fit`.
+
+    Args:
+        model: a functional or Sequential `keras.Model` (not modified).
+        budget: as for `mask`.
+        weight, threshold: as for `mask`.
+        ramp_epochs: as for `SMOFSchedule`.
+
+    Returns:
+        A `TrainingSession`: compile and fit `session.model` (an `SMOFModel`)
+        with `session.callbacks`; `session.plan()` is `plan(session.model)`.
+
+    Example:
+
+    ```python
+    session = tfprune.methods.smof.attach(model, tfprune.Budget(macs=0.5))
+    session.model.compile("sgd", "sparse_categorical_crossentropy")
+    session.model.fit(x, y, epochs=1, callbacks=session.callbacks, verbose=0)
+    slim = session.rebuild()
+    ```
+    """
+    masked = mask(model, budget, weight=weight, threshold=threshold)
+    return TrainingSession(masked, [SMOFSchedule(ramp_epochs=ramp_epochs)],
+                           lambda: plan(masked))
 
 
 def kernel_plan(model, threshold=None):
@@ -312,7 +314,7 @@ def kernel_plan(model, threshold=None):
     return out
 
 
-def plan(model, target_macs=None, target_params=None):
+def plan(model, budget=None):
     """The pruning plan of a trained `SMOFModel`: kernel sizes and channels.
 
     Kernel sizes come from the ring factors (rings above the model's
@@ -322,8 +324,8 @@ def plan(model, target_macs=None, target_params=None):
 
     Args:
         model: an `SMOFModel`.
-        target_macs, target_params: override the targets given to `attach`
-            (fractions of the unmasked model's cost, or counts).
+        budget: a `tfprune.Budget` overriding the one given to `mask`
+            (fractions of the unmasked model's figures, or counts).
 
     Returns:
         A `PruningPlan` for the model without masks; `tfprune.rebuild(model,
@@ -344,12 +346,15 @@ def plan(model, target_macs=None, target_params=None):
             scores[tuple(group.producers)] = keras.ops.convert_to_numpy(
                 model.get_layer(node.path[-1]).gate).astype(np.float64)
     graph = analyze(fold_gates(plain))
-    base = cost(graph)
-    if target_macs is None and target_params is None:
+    if budget is None:
         macs, params = getattr(model, "target_macs", None), getattr(model, "target_params", None)
+        if macs is None and params is None:
+            raise ValueError(f"model '{model.name}' carries no budget (it was not made "
+                             "by tfprune.methods.smof.mask): pass budget=.")
     else:
-        macs = resolve_target(target_macs, base.macs, "target_macs")
-        params = resolve_target(target_params, base.params, "target_params")
+        _check_budget(budget)
+        limits = budget.resolve(graph)
+        macs, params = limits.get("macs"), limits.get("params")
     gated_groups = {g.id: scores[tuple(g.producers)] for g in graph.groups
                     if tuple(g.producers) in scores}
 
@@ -402,7 +407,7 @@ class SMOFSchedule(keras.callbacks.Callback):
     Example:
 
     ```python
-    masked.fit(train, epochs=5, callbacks=[tfprune.callbacks.SMOFSchedule(),
+    masked.fit(train, epochs=5, callbacks=[tfprune.methods.smof.SMOFSchedule(),
                                             keras.callbacks.CSVLogger("smof.csv")])
     ```
     """
@@ -415,7 +420,7 @@ class SMOFSchedule(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if not isinstance(self.model, SMOFModel):
-            raise TypeError("SMOFSchedule needs a model made by tfprune.smof.attach(...).")
+            raise TypeError("SMOFSchedule needs a model made by tfprune.methods.smof.attach(...).")
         self._steps = self.params.get("steps") if self.params else None
         self._set_progress()
 
@@ -441,3 +446,17 @@ class SMOFSchedule(keras.callbacks.Callback):
         logs["params_ratio"] = params / float(full_params)
         logs["kernels_shrunk"] = float(len(kernel_plan(self.model)))
         logs["budget_loss"] = float(keras.ops.convert_to_numpy(self.model.budget.loss()))
+
+
+register_method("smof", Method(
+    attach=attach,
+    summary="trainable kernel-ring masks and channel gates: smaller kernels as well "
+            "as fewer channels",
+    paper="Liu et al. 2021, SMOF: Squeezing More Out of Filters Yields "
+          "Hardware-Friendly CNN Pruning",
+    round_to=False, kernels=True,
+    options=[Option("weight", float, 5.0, "weight of the budget loss"),
+             Option("threshold", float, 0.05, "factor under which a ring or channel "
+                    "counts as removed"),
+             Option("ramp_epochs", float, 1.0, "epochs over which the budget "
+                    "reaches its target")]))

@@ -7,8 +7,9 @@ ring beyond radius j leaves a centred (2j+1)-wide kernel (never wider than
 the original along an axis), which `tfprune.rebuild` realises as a smaller
 convolution.
 
-The mask lives in the core, like `ChannelGate`, because the rebuilder folds
-it (multiplies the kernel by its factors) before it slices.
+`KernelRingMask` is registered with a `LayerSpec` whose `fold` hook is
+`unwrap_kernel_masks`, so `tfprune.rebuild` multiplies each kernel by its
+ring factors before it slices.
 """
 
 import copy
@@ -18,6 +19,7 @@ import numpy as np
 
 from tfprune.core.configs import copy_weights_by_name, functional_serialized
 from tfprune.core.kernels import spatial_kernel
+from tfprune.core.registry import LayerSpec, register_layer
 
 KERNEL_MASK = "KernelRingMask"
 
@@ -171,3 +173,10 @@ def unwrap_kernel_masks(model, fold=True):
         for w in plain.get_layer(mask.name).weights:
             w.assign(values[w.name])
     return plain
+
+
+register_layer(KernelRingMask, LayerSpec(
+    kind="elementwise", fold=unwrap_kernel_masks,
+    check=lambda config, rank: (
+        "a SMOF kernel-ring mask (tfprune.methods.smof); tfprune.rebuild folds "
+        "it into its convolution")))

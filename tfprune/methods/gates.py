@@ -1,7 +1,8 @@
-"""Channel gates: the layer HFP trains, and folding it back into weights.
+"""Channel gates: the layer HFP and SMOF train, and folding it into weights.
 
-The gate lives in the core because the rebuilder folds gates before it
-slices: a gated model is rebuilt like any other.
+`ChannelGate` is registered with a `LayerSpec` whose `fold` hook is
+`fold_gates`, so `tfprune.rebuild` folds a gated model's gates into its
+weights before slicing, without knowing any method.
 """
 
 import keras
@@ -12,6 +13,7 @@ from tfprune.core.configs import (
     history_of,
     output_histories,
     rewire_calls,
+    unique_name,
 )
 from tfprune.core.graph import analyze
 from tfprune.core.registry import LayerSpec, register_layer, spec_for
@@ -81,10 +83,6 @@ class ChannelGate(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "initial_value": self.initial_value}
-
-
-register_layer(ChannelGate, LayerSpec(kind="elementwise",
-                                      weights={"gate": {"in": -1}, "mask": {"in": -1}}))
 
 
 def fold_gates(model):
@@ -191,7 +189,7 @@ def insert_gates(serialized, graph, positions):
     by_name = {e.get("name") or e["config"]["name"]: i for i, e in enumerate(entries)}
     mapping, inserts = {}, []
     for keys in positions.values():
-        name = _unique(f"{keys[0].split(':')[0]}_gate", by_name)
+        name = unique_name(f"{keys[0].split(':')[0]}_gate", by_name)
         by_name[name] = -1
         calls = []
         for call_index, key in enumerate(keys):
@@ -233,8 +231,6 @@ def model_structure(model):
     return one(model.inputs), one(model.outputs)
 
 
-def _unique(name, taken):
-    candidate, i = name, 1
-    while candidate in taken:
-        candidate, i = f"{name}_{i}", i + 1
-    return candidate
+register_layer(ChannelGate, LayerSpec(
+    kind="elementwise", weights={"gate": {"in": -1}, "mask": {"in": -1}},
+    fold=fold_gates))
