@@ -24,7 +24,7 @@ import numpy as np
 
 import tfprune
 from benchmarks import protocol, results
-from tfprune import search
+from tfprune.methods import search
 from tfprune.datasets import load
 
 # The seed paper's VGG claim: at most 1/8 of the params (and 1/3 of the MACs).
@@ -58,14 +58,14 @@ def selection(model_name, target, calib, test, limit, target_params=None,
     start = time.perf_counter()
     ga_plan = ga.run()
     wall = time.perf_counter() - start
-    scores = tfprune.importance.magnitude(graph)
+    scores = tfprune.ranking.importance.magnitude(graph)
     rng = np.random.default_rng(seed)
     plans = {"ga": ga_plan}
     l1, rand = {}, {}
     for gid, n in ga.counts.items():
         size = graph.groups[gid].size
         if n < size:
-            l1[gid] = tfprune.importance.top_channels(scores[gid], n)
+            l1[gid] = tfprune.ranking.importance.top_channels(scores[gid], n)
             rand[gid] = np.sort(rng.choice(size, n, replace=False))
     errors = {"ga": sum(ga.reconstruction_errors.values())}
     for name, keep in (("l1", l1), ("random", rand)):

@@ -43,7 +43,7 @@ MODELS = {
 
 @keras.saving.register_keras_serializable(package="tfprune_benchmarks")
 class OneCycle(finetuning.OneCycle):
-    """`tfprune.OneCycle` under the name older benchmark files were saved with."""
+    """`tfprune.methods.finetuning.OneCycle` under the name older benchmark files were saved with."""
 
 
 def data(limit=None, train_images=None, batch_size=BATCH, seed=SEED):

@@ -6,7 +6,7 @@ Parts:
   images) and by `l1` (global, and uniform), accuracy before fine-tuning,
   then after the protocol's 3 epochs; `prunenet+kd` also distils from the
   baseline while fine-tuning; `+refit` rows re-fit the consumers of the
-  pruned channels by least squares first (`tfprune.search.reconstruct`).
+  pruned channels by least squares first (`tfprune.methods.search.reconstruct`).
 - claim: the PruneNet paper's "a pruned deeper network beats the shallower
   one": resnet56 (8 epochs) pruned by `prunenet` to resnet20's MACs and
   fine-tuned 3 epochs, against resnet20 trained from scratch for the same
@@ -52,7 +52,7 @@ def plans(base, calib, target):
     """method -> (plan, seconds to make it)."""
     out = {}
     for method, make in (
-            ("prunenet", lambda: tfprune.prunenet.prune(
+            ("prunenet", lambda: tfprune.methods.prunenet.prune(
                 base, calib, target_macs=target, iterative_steps=ITERATIVE_STEPS,
                 verbose=0)),
             ("l1", lambda: tfprune.prune(base, "l1", target_macs=target, scope="global")),
@@ -117,7 +117,7 @@ def accuracy_part(targets, limit, methods=None):
                     continue
                 protocol.set_seed()
                 start = time.perf_counter()
-                chosen = tfprune.search.reconstruct(base, plan, calib) if refit else plan
+                chosen = tfprune.methods.search.reconstruct(base, plan, calib) if refit else plan
                 slim = tfprune.rebuild(base, chosen)
                 before, before_bn = before_finetuning(slim, test, bn_x)
                 acc = protocol.finetune(slim, base, train, test, distill)
@@ -137,7 +137,7 @@ def claim_part(limit):
     small = protocol.MODELS["resnet20"]()
     target = tfprune.cost(small).macs  # absolute MACs of resnet20
     start = time.perf_counter()
-    plan = tfprune.prunenet.prune(deep, calibration(limit=limit), target_macs=target,
+    plan = tfprune.methods.prunenet.prune(deep, calibration(limit=limit), target_macs=target,
                                   iterative_steps=ITERATIVE_STEPS, verbose=0)
     slim = tfprune.rebuild(deep, plan)
     before, before_bn = before_finetuning(slim, test,

@@ -40,7 +40,8 @@ import time
 
 import tfprune
 from benchmarks import protocol, results
-from tfprune import datasets, prunetrain
+from tfprune import datasets
+from tfprune.methods import prunetrain
 
 DEFAULT_RATIOS = (0.1, 0.2, 0.4)
 DEFAULT_RECONFIGURE_EVERY = 2

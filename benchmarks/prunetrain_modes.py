@@ -24,7 +24,8 @@ import numpy as np
 
 import tfprune
 from benchmarks import protocol
-from tfprune import datasets, prunetrain
+from tfprune import datasets
+from tfprune.methods import prunetrain
 
 
 class _Dead(keras.callbacks.Callback):
@@ -58,7 +59,7 @@ def run(mode, ratio, epochs, train_images, batch_size, test_images):
                metrics=["accuracy"])
     dead = _Dead()
     history = pt.fit(train, epochs=epochs, verbose=0, shuffle=False,
-                     callbacks=[dead, tfprune.callbacks.Reconfigure(every=1)])
+                     callbacks=[dead, tfprune.methods.prunetrain.Reconfigure(every=1)])
     h = history.history
     seen = pt.run.samples
     dense_flops = prunetrain.FLOPS_PER_MAC * prunetrain.PASSES_PER_SAMPLE * dense.macs

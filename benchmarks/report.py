@@ -207,7 +207,7 @@ SECTIONS = (
         "seed unless the cell says otherwise. `+kd`: fine-tuned distilling from "
         "the baseline (`tfprune.finetune`'s default when given the original). "
         "`+refit`: the layers reading pruned channels re-fitted by least squares "
-        "on 512 training images before fine-tuning (`tfprune.search.reconstruct`). "
+        "on 512 training images before fine-tuning (`tfprune.methods.search.reconstruct`). "
         "HFP trains its gates 2 more epochs. The controls fine-tune each unpruned "
         "baseline the same 3 epochs: what the extra epochs alone give. The "
         "diagnostics change one thing in the peer: `from tfprune's baseline` prunes "

@@ -30,7 +30,7 @@ run) and their quotient (below 1: the time fell more than the MACs). The
 else random weights; MobileNetV2 (224x224x3) has random weights.
 
 Accuracy (`--parts accuracy`), under the benchmark protocol: for each model
-and target, `tfprune.smof.attach` on the cached baseline, the masks trained
+and target, `tfprune.methods.smof.attach` on the cached baseline, the masks trained
 for `--mask-epochs` with `SMOFSchedule` (as `benchmarks.hfp` trains HFP's
 gates), plan, rebuild, then the protocol's fine-tuning without (`smof`) and
 with distillation from the baseline (`smof+kd`); and `l1+kd` (global l1,
@@ -197,12 +197,12 @@ def accuracy_rows(model_name, target, methods=METHODS, mask_epochs=MASK_EPOCHS,
     smof_methods = [m for m in ("smof", "smof+kd") if m in methods]
     if smof_methods:
         start = time.perf_counter()
-        masked = tfprune.smof.attach(base, target_macs=target, weight=weight)
+        masked = tfprune.methods.smof.mask(base, target_macs=target, weight=weight)
         protocol.compile_for_training(masked, MASK_PEAK_LR, mask_epochs,
                                       int(train.cardinality()))
         masked.fit(train, epochs=mask_epochs, verbose=2,
-                   callbacks=[tfprune.callbacks.SMOFSchedule()])
-        plan = tfprune.smof.plan(masked)
+                   callbacks=[tfprune.methods.smof.SMOFSchedule()])
+        plan = tfprune.methods.smof.plan(masked)
         mask_wall = time.perf_counter() - start
         for method in smof_methods:
             t0 = time.perf_counter()

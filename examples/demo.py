@@ -71,7 +71,7 @@ def main():
     x_cal, y_cal = tfprune.datasets.load("fashion_mnist", split="train", as_numpy=True,
                                          limit=FINETUNE_IMAGES)
     pick = np.random.default_rng(0).choice(len(x_cal), CALIBRATION, replace=False)
-    plan = tfprune.search.reconstruct(model, plan, (x_cal[pick], y_cal[pick]))
+    plan = tfprune.methods.search.reconstruct(model, plan, (x_cal[pick], y_cal[pick]))
     slim = tfprune.rebuild(model, plan)
     refit_acc = _accuracy(slim, test, "the re-fitted model")
     print(f"Fine-tuning the pruned model for {FINETUNE_EPOCHS} epoch on "

@@ -77,11 +77,11 @@ def loss():
 
 def run_hfp():
     model = build_model()
-    gated = tfprune.hfp.attach(model, target_macs=0.5, weight=5.0)
+    gated = tfprune.methods.hfp.gate(model, target_macs=0.5, weight=5.0)
     gated.compile(keras.optimizers.SGD(0.05, momentum=0.9), loss())
     history = gated.fit(data(), epochs=2, verbose=0,
-                        callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=1)])
-    plan = tfprune.hfp.plan(gated)
+                        callbacks=[tfprune.methods.hfp.HolisticBudget(ramp_epochs=1)])
+    plan = tfprune.methods.hfp.plan(gated)
     slim = tfprune.rebuild(gated, plan)
     return slim, {"plan": plan.to_dict(), "history": history.history}
 
@@ -89,7 +89,7 @@ def run_hfp():
 def run_prunetrain():
     model = build_model()
     kill_channels(model)
-    result = tfprune.prunetrain.fit(
+    result = tfprune.methods.prunetrain.fit(
         model, data(), epochs=3, reconfigure_every=1, penalty_ratio=0.3,
         optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss=loss(),
         metrics=[], verbose=0)

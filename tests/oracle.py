@@ -4,7 +4,7 @@
 untouched, layer call by layer call in topological order read from
 `model.get_config()`, and multiplies every tensor a layer consumes by a 0/1
 mask over its channel axis: 0 for the channels the plan removes. It shares
-no code with `tfprune.rebuild` or `tfprune.zero_out` (no config editing, no
+no code with `tfprune.rebuild` or `tfprune.core.rebuild.zero_out` (no config editing, no
 weight copying or slicing, no layer registry); it only reads `plan.keep`,
 the groups' offsets and `graph.channels` (which channel of the graph each
 tensor carries).

@@ -314,7 +314,7 @@ def test_non_finite_weights_are_refused(layer, weight, value, words):
 
 def test_non_finite_scores_never_reach_the_ranking():
     graph = tfprune.analyze(tiny_model())
-    scores = tfprune.importance.magnitude(graph)
+    scores = tfprune.ranking.importance.magnitude(graph)
     gid = graph.prunable_groups[0].id
     scores[gid] = scores[gid].copy()
     scores[gid][0] = np.nan

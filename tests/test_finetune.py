@@ -30,7 +30,7 @@ def _separable(n=256, seed=0):
 
 
 def test_one_cycle_shape_and_config():
-    s = tfprune.OneCycle(0.1, total_steps=100, warmup=0.3)
+    s = tfprune.methods.finetuning.OneCycle(0.1, total_steps=100, warmup=0.3)
     lr = [float(s(i)) for i in range(101)]
     assert lr[0] == 0.0
     assert lr[30] == pytest.approx(0.1)
@@ -38,12 +38,12 @@ def test_one_cycle_shape_and_config():
     assert all(a <= b for a, b in zip(lr[:30], lr[1:31]))  # rises
     assert all(a >= b for a, b in zip(lr[30:], lr[31:]))  # then falls
     assert lr[100] == pytest.approx(0.0, abs=1e-7)
-    again = tfprune.OneCycle.from_config(s.get_config())
+    again = tfprune.methods.finetuning.OneCycle.from_config(s.get_config())
     assert [float(again(i)) for i in (0, 17, 64)] == [lr[0], lr[17], lr[64]]
     for bad in ({"peak": 0.0, "total_steps": 10}, {"peak": 0.1, "total_steps": 0},
                 {"peak": 0.1, "total_steps": 10, "warmup": 1.0}):
         with pytest.raises(ValueError):
-            tfprune.OneCycle(**bad)
+            tfprune.methods.finetuning.OneCycle(**bad)
 
 
 def test_finetune_on_labels_learns():

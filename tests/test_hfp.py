@@ -9,7 +9,7 @@ from oracle import masked_reference
 
 import tfprune
 from tfprune import zoo
-from tfprune.layers import ChannelGate
+from tfprune.methods.gates import ChannelGate
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -41,7 +41,7 @@ def test_channel_gate_layer_round_trips(tmp_path):
 
 
 def test_attach_shares_gates_across_residual_branches(resnet):
-    gated = tfprune.hfp.attach(resnet, target_macs=0.5)
+    gated = tfprune.methods.hfp.gate(resnet, target_macs=0.5)
     assert not any(isinstance(l, ChannelGate) for l in resnet.layers)  # untouched
     x, _ = _data(4)
     assert_close(resnet(x), gated(x))  # gates start at 1
@@ -57,12 +57,12 @@ def test_attach_shares_gates_across_residual_branches(resnet):
 
 
 def test_budget_is_met_and_logged(resnet, tmp_path):
-    gated = tfprune.hfp.attach(resnet, target_macs=0.5, weight=5.0)
+    gated = tfprune.methods.hfp.gate(resnet, target_macs=0.5, weight=5.0)
     gated.compile(keras.optimizers.SGD(0.1, momentum=0.9), LOSS, metrics=["accuracy"])
     x, y = _data(128)
     csv = tmp_path / "log.csv"
     history = gated.fit(x, y, epochs=6, batch_size=32, verbose=0,
-                        callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=0),
+                        callbacks=[tfprune.methods.hfp.HolisticBudget(ramp_epochs=0),
                                    keras.callbacks.CSVLogger(str(csv))])
     for key in ("macs", "params", "macs_ratio", "params_ratio", "budget_loss"):
         assert key in history.history
@@ -71,7 +71,7 @@ def test_budget_is_met_and_logged(resnet, tmp_path):
     assert history.history["macs_ratio"][-1] <= 0.5 + 1e-6
     assert history.history["budget_loss"][-1] == 0.0
 
-    plan = tfprune.hfp.plan(gated)
+    plan = tfprune.methods.hfp.plan(gated)
     base = tfprune.cost(resnet).macs
     macs = tfprune.cost(plan.graph, plan).macs
     # within one channel of the target: this tiny net prunes only residual
@@ -81,13 +81,13 @@ def test_budget_is_met_and_logged(resnet, tmp_path):
     assert tfprune.cost(slim).macs == macs
     # folding: the slim model computes what the gated model computes with the
     # removed channels zeroed
-    folded = tfprune.hfp.fold_gates(gated)
+    folded = tfprune.methods.hfp.fold_gates(gated)
     assert_close(gated(x[:8], training=False), folded(x[:8], training=False))
     assert_close(masked_reference(plan.graph.model, plan, x[:8]), slim(x[:8]))
 
 
 def test_budget_ramps_to_the_target_and_groups_keep_a_channel(resnet):
-    gated = tfprune.hfp.attach(resnet, target_macs=0.2, weight=50.0)
+    gated = tfprune.methods.hfp.gate(resnet, target_macs=0.2, weight=50.0)
     gated.compile(keras.optimizers.SGD(0.5, momentum=0.9), LOSS)
     x, y = _data(64)
     progress = []
@@ -97,7 +97,7 @@ def test_budget_ramps_to_the_target_and_groups_keep_a_channel(resnet):
             progress.append(float(keras.ops.convert_to_numpy(self.model.budget_progress)))
 
     gated.fit(x, y, epochs=3, batch_size=16, verbose=0,
-              callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=2), Watch()])
+              callbacks=[tfprune.methods.hfp.HolisticBudget(ramp_epochs=2), Watch()])
     assert progress == pytest.approx([0.5, 1.0, 1.0])
     presence = gated.budget._presence(hard_numpy=True)
     for group in gated.budget.graph.groups:  # the budget never counts a group empty
@@ -105,27 +105,27 @@ def test_budget_ramps_to_the_target_and_groups_keep_a_channel(resnet):
 
 
 def test_params_target_and_gated_model_saves(resnet, tmp_path):
-    gated = tfprune.hfp.attach(resnet, target_params=0.6)
+    gated = tfprune.methods.hfp.gate(resnet, target_params=0.6)
     path = tmp_path / "gated.keras"
     gated.save(path)
     loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, tfprune.hfp.GatedModel)
+    assert isinstance(loaded, tfprune.methods.hfp.GatedModel)
     assert loaded.target_params == gated.target_params
     x, _ = _data(2)
     assert_close(gated(x), loaded(x))
-    plan = tfprune.hfp.plan(loaded)
+    plan = tfprune.methods.hfp.plan(loaded)
     assert tfprune.cost(plan.graph, plan).params <= 0.6 * resnet.count_params()
 
 
 def test_attach_errors(resnet):
     with pytest.raises(ValueError, match="target"):
-        tfprune.hfp.attach(resnet)
-    gated = tfprune.hfp.attach(resnet, target_macs=0.5)
+        tfprune.methods.hfp.gate(resnet)
+    gated = tfprune.methods.hfp.gate(resnet, target_macs=0.5)
     with pytest.raises(tfprune.TfpruneError, match="already"):
-        tfprune.hfp.attach(gated, target_macs=0.5)
+        tfprune.methods.hfp.gate(gated, target_macs=0.5)
     inputs = keras.Input((4,))
     with pytest.raises(tfprune.TfpruneError, match="no channel group"):
-        tfprune.hfp.attach(keras.Model(inputs, layers.Dense(2)(inputs)), target_macs=0.5)
+        tfprune.methods.hfp.gate(keras.Model(inputs, layers.Dense(2)(inputs)), target_macs=0.5)
 
 
 def test_budget_callback_needs_a_gated_model():
@@ -134,7 +134,7 @@ def test_budget_callback_needs_a_gated_model():
     model.compile("sgd", "mse")
     with pytest.raises(TypeError, match="hfp.attach"):
         model.fit(np.zeros((4, 4)), np.zeros((4, 2)), verbose=0,
-                  callbacks=[tfprune.callbacks.HolisticBudget()])
+                  callbacks=[tfprune.methods.hfp.HolisticBudget()])
 
 
 @pytest.mark.slow_on_jax  # the distiller is no core piece
@@ -142,7 +142,7 @@ def test_distiller(resnet, tmp_path):
     x, y = _data(64)
     plan = tfprune.prune(resnet, target_macs=0.5)
     slim = tfprune.rebuild(resnet, plan)
-    distiller = tfprune.distill.Distiller(student=slim, teacher=resnet,
+    distiller = tfprune.methods.distill.Distiller(student=slim, teacher=resnet,
                                           temperature=4.0, alpha=0.9)
     distiller.compile(keras.optimizers.SGD(0.01), metrics=["accuracy"])
     teacher_before = [w.copy() for w in resnet.get_weights()]
@@ -161,7 +161,7 @@ def test_distillation_loss_value():
     inputs = keras.Input((3,))
     student = keras.Model(inputs, layers.Dense(3, use_bias=False)(inputs))
     teacher = keras.Model(inputs, layers.Dense(3, use_bias=False)(inputs))
-    d = tfprune.distill.Distiller(student, teacher, temperature=2.0, alpha=0.5)
+    d = tfprune.methods.distill.Distiller(student, teacher, temperature=2.0, alpha=0.5)
     d.compile("sgd")
     x = np.eye(3, dtype="float32")
     y = np.array([0, 1, 2])
@@ -177,7 +177,7 @@ def test_distillation_loss_value():
     got = float(d.compute_loss(x=x, y=y, y_pred=student(x)))
     assert np.isclose(got, 0.5 * ce + 0.5 * kl, rtol=1e-4)
     with pytest.raises(ValueError, match="alpha"):
-        tfprune.distill.Distiller(student, teacher, alpha=2.0)
+        tfprune.methods.distill.Distiller(student, teacher, alpha=2.0)
 
 
 DISTRIBUTED = """
@@ -194,19 +194,19 @@ with strategy.scope():
     model = zoo.resnet20(input_shape=(8, 8, 1), classes=3)
     # 10: before the budget term was divided among the replicas, 5.0 on two
     # replicas counted twice.
-    gated = tfprune.hfp.attach(model, target_macs=0.5, weight=10.0)
+    gated = tfprune.methods.hfp.gate(model, target_macs=0.5, weight=10.0)
     gated.compile(keras.optimizers.SGD(0.1, momentum=0.9), keras.losses.SparseCategoricalCrossentropy(
         from_logits=True), metrics=["accuracy"])
 x = np.random.default_rng(0).normal(size=(64, 8, 8, 1)).astype("float32")
 y = np.random.default_rng(1).integers(0, 3, 64)
 h = gated.fit(x, y, epochs=6, batch_size=16, verbose=0,
-              callbacks=[tfprune.callbacks.HolisticBudget()])
+              callbacks=[tfprune.methods.hfp.HolisticBudget()])
 assert h.history["macs_ratio"][-1] <= 0.5, h.history
-plan = tfprune.hfp.plan(gated)
+plan = tfprune.methods.hfp.plan(gated)
 slim = tfprune.rebuild(gated, plan)
 with strategy.scope():
     student = tfprune.rebuild(gated, plan)
-    d = tfprune.distill.Distiller(student, model)
+    d = tfprune.methods.distill.Distiller(student, model)
     d.compile(keras.optimizers.SGD(0.01), metrics=["accuracy"])
 d.fit(x, y, epochs=1, batch_size=16, verbose=0)
 print("OK", h.history["macs_ratio"][-1])
@@ -229,13 +229,13 @@ def test_under_mirrored_strategy_with_two_cpus(tmp_path):
 
 def test_pruning_after_fit_changes_nothing(resnet, fade_epochs=0.5):
     """After gate training the gated model *is* the pruned one."""
-    gated = tfprune.hfp.attach(resnet, target_macs=0.5)
+    gated = tfprune.methods.hfp.gate(resnet, target_macs=0.5)
     gated.compile(keras.optimizers.SGD(0.1, momentum=0.9), LOSS, metrics=["accuracy"])
     x, y = _data(128)
-    budget = tfprune.callbacks.HolisticBudget(ramp_epochs=1, fade_epochs=fade_epochs)
+    budget = tfprune.methods.hfp.HolisticBudget(ramp_epochs=1, fade_epochs=fade_epochs)
     history = gated.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[budget])
     assert gated.hardened and history.history["budget_loss"][-1] == 0.0
-    plan = tfprune.hfp.plan(gated)
+    plan = tfprune.methods.hfp.plan(gated)
     slim = tfprune.rebuild(gated, plan)
     base = tfprune.cost(resnet).macs
     macs = tfprune.cost(slim).macs
@@ -259,7 +259,7 @@ def test_pruning_after_fit_changes_nothing(resnet, fade_epochs=0.5):
             == slim.evaluate(x, y, verbose=0, return_dict=True)["accuracy"])
     # training on keeps the removed channels at zero
     gated.fit(x, y, epochs=1, batch_size=32, verbose=0)
-    again_plan = tfprune.hfp.plan(gated)
+    again_plan = tfprune.methods.hfp.plan(gated)
     np.testing.assert_array_equal(again_plan.kept_channels, plan.kept_channels)
     again = tfprune.rebuild(gated, again_plan)
     assert tfprune.cost(again).macs == macs
@@ -267,15 +267,15 @@ def test_pruning_after_fit_changes_nothing(resnet, fade_epochs=0.5):
 
 
 def test_harden_by_hand_and_gate_without_mask_loads(resnet):
-    gated = tfprune.hfp.attach(resnet, target_macs=0.6)
+    gated = tfprune.methods.hfp.gate(resnet, target_macs=0.6)
     rng = np.random.default_rng(0)
     for layer in gated.layers:
         if isinstance(layer, ChannelGate):
             layer.gate.assign(rng.uniform(0.0, 1.0, layer.gate.shape).astype("float32"))
-    keep = tfprune.hfp.choose(gated)
+    keep = tfprune.methods.hfp.choose(gated)
     x, _ = _data(8)
-    zeroed = tfprune.zero_out(tfprune.hfp.fold_gates(gated), tfprune.hfp.plan(gated))
-    tfprune.hfp.harden(gated, keep)
+    zeroed = tfprune.core.rebuild.zero_out(tfprune.methods.hfp.fold_gates(gated), tfprune.methods.hfp.plan(gated))
+    tfprune.methods.hfp.harden(gated, keep)
     assert gated.hardened and float(gated.budget.loss()) == 0.0
     assert_close(zeroed(x, training=False), gated(x, training=False), rtol=1e-5)
     # a gate saved before masks existed (one variable) still loads

@@ -37,19 +37,19 @@ y = np.random.default_rng(1).integers(0, 3, 64)
 
 plan = tfprune.prune(model, target_macs=0.5)
 slim = tfprune.rebuild(model, plan)
-reference = keras.ops.convert_to_numpy(tfprune.zero_out(model, plan)(x[:8]))
+reference = keras.ops.convert_to_numpy(tfprune.core.rebuild.zero_out(model, plan)(x[:8]))
 np.testing.assert_allclose(keras.ops.convert_to_numpy(slim(x[:8])), reference, atol=1e-4)
 assert tfprune.cost(slim).macs <= 0.5 * tfprune.cost(model).macs
 
-gated = tfprune.hfp.attach(model, target_macs=0.5, weight=10.0)
+gated = tfprune.methods.hfp.gate(model, target_macs=0.5, weight=10.0)
 gated.compile(keras.optimizers.SGD(0.05, momentum=0.9),
               keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 history = gated.fit(x, y, epochs=6, batch_size=16, verbose=0,
-                    callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=1)])
+                    callbacks=[tfprune.methods.hfp.HolisticBudget(ramp_epochs=1)])
 assert history.history["macs_ratio"][-1] <= 0.5, history.history
-hfp_plan = tfprune.hfp.plan(gated)
+hfp_plan = tfprune.methods.hfp.plan(gated)
 hfp_slim = tfprune.rebuild(gated, hfp_plan)
-folded = tfprune.zero_out(tfprune.methods.gates.fold_gates(gated), hfp_plan)
+folded = tfprune.core.rebuild.zero_out(tfprune.methods.gates.fold_gates(gated), hfp_plan)
 np.testing.assert_allclose(keras.ops.convert_to_numpy(hfp_slim(x[:8])),
                            keras.ops.convert_to_numpy(folded(x[:8])), rtol=1e-5, atol=1e-4)
 assert sys.modules["tensorflow"] is None
@@ -102,7 +102,7 @@ def test_gates_train_on_this_backend():
     """HFP's budget loss and gates under this process's backend (JAX in the second pass)."""
     keras.utils.set_random_seed(0)
     model = _tiny()
-    gated = tfprune.hfp.attach(model, target_params=0.6)
+    gated = tfprune.methods.hfp.gate(model, target_params=0.6)
     gated.compile(keras.optimizers.SGD(0.1),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = np.random.default_rng(0).normal(size=(32, 8, 8, 1)).astype("float32")
@@ -112,6 +112,6 @@ def test_gates_train_on_this_backend():
     assert before > 0.0
     params, _ = gated.budget_cost()
     assert params <= 0.6 * tfprune.cost(model).params
-    plan = tfprune.hfp.plan(gated)
+    plan = tfprune.methods.hfp.plan(gated)
     slim = tfprune.rebuild(gated, plan)
     assert tfprune.cost(slim).params <= 0.6 * tfprune.cost(model).params

@@ -113,11 +113,11 @@ def test_rebuilt_kernels_match_zeroed_ring(stack, seed, prune_channels):
     kernels = random_kernels(model, rng)
     plan = graph.plan(channels.keep, kernels=kernels)
     slim = tfprune.rebuild(model, plan)
-    reference = tfprune.zero_out(ring_zeroed(model, kernels), channels)
+    reference = tfprune.core.rebuild.zero_out(ring_zeroed(model, kernels), channels)
     x = _x(model, seed)
     want = reference(x, training=False)
     assert_close(want, slim(x, training=False))
-    assert_close(want, tfprune.zero_out(model, plan)(x, training=False))
+    assert_close(want, tfprune.core.rebuild.zero_out(model, plan)(x, training=False))
     for name, size in plan.kernels.items():
         assert tuple(slim.get_layer(name).kernel_size) == size
     assert tfprune.cost(model, plan).params == slim.count_params()

@@ -265,9 +265,9 @@ def test_unreachable_latency_target(model, table):
 
 @pytest.mark.parametrize("entry", [
     lambda model, **kw: tfprune.prune(model, "l1", **kw),
-    lambda model, **kw: tfprune.hfp.attach(model, **kw),
-    lambda model, **kw: tfprune.search.allocate(tfprune.analyze(model), None, **kw),
-    lambda model, **kw: tfprune.search.GeneticChannelSearch(model, None, **kw),
+    lambda model, **kw: tfprune.methods.hfp.gate(model, **kw),
+    lambda model, **kw: tfprune.methods.search.allocate(tfprune.analyze(model), None, **kw),
+    lambda model, **kw: tfprune.methods.search.GeneticChannelSearch(model, None, **kw),
 ], ids=["prune", "hfp.attach", "allocate", "GeneticChannelSearch"])
 def test_every_entry_point_checks_its_targets(model, entry):
     with pytest.raises(ValueError, match="needs latency_table"):

@@ -81,7 +81,7 @@ def _plan_of_presence(gated, graph):
 
 
 def _set_gates(gated, rng, low=0.0, high=0.12):
-    for layer in tfprune.hfp._gate_layers(gated).values():
+    for layer in tfprune.methods.hfp._gate_layers(gated).values():
         layer.gate.assign(rng.uniform(low, high, layer.gate.shape).astype("float32"))
 
 
@@ -95,7 +95,7 @@ def _widths_prediction(table, original, slim):
 
 def test_soft_budget_latency_is_the_tables_prediction(model, table):
     assert table.interactions  # c3 sits between two pruned groups
-    gated = tfprune.hfp.attach(model, target_latency=0.5, latency_table=table)
+    gated = tfprune.methods.hfp.gate(model, target_latency=0.5, latency_table=table)
     assert gated.target_latency == pytest.approx(0.5 * table.base_ms)
     assert gated.budget_latency() == pytest.approx(table.base_ms, rel=1e-12)
     graph = tfprune.analyze(model)
@@ -118,7 +118,7 @@ def test_soft_budget_latency_on_random_cnns(net, seed):
     graph = tfprune.analyze(net)
     table = LatencyTable.measure(graph, timer=macs_timer, verbose=0)
     try:
-        gated = tfprune.hfp.attach(net, target_latency=0.7, latency_table=table)
+        gated = tfprune.methods.hfp.gate(net, target_latency=0.7, latency_table=table)
     except tfprune.TfpruneError:  # nothing gateable in this architecture
         return
     _set_gates(gated, np.random.default_rng(seed))
@@ -129,10 +129,10 @@ def test_soft_budget_latency_on_random_cnns(net, seed):
 def test_latency_gradient_reaches_the_gates_and_lowers_latency(model, table):
     import tensorflow as tf
 
-    gated = tfprune.hfp.attach(model, target_latency=0.5, latency_table=table)
+    gated = tfprune.methods.hfp.gate(model, target_latency=0.5, latency_table=table)
     # gates near the threshold (0.05), so a small step changes the counts
     _set_gates(gated, np.random.default_rng(1), 0.04, 0.2)
-    gates = [layer.gate for layer in tfprune.hfp._gate_layers(gated).values()]
+    gates = [layer.gate for layer in tfprune.methods.hfp._gate_layers(gated).values()]
     before = gated.budget_latency()
     with tf.GradientTape() as tape:
         loss = gated.budget.loss()
@@ -152,12 +152,12 @@ def test_fit_meets_the_latency_target():
     keras.utils.set_random_seed(0)
     model = small(widths=(128, 256, 128))
     table = LatencyTable.measure(model, timer=macs_timer, verbose=0)
-    gated = tfprune.hfp.attach(model, target_latency=0.5, latency_table=table,
+    gated = tfprune.methods.hfp.gate(model, target_latency=0.5, latency_table=table,
                                weight=5.0)
     gated.compile(keras.optimizers.SGD(0.1, momentum=0.9), LOSS)
     x, y = _data()
     history = gated.fit(x, y, epochs=3, batch_size=32, verbose=0,
-                        callbacks=[tfprune.callbacks.HolisticBudget(ramp_epochs=1)])
+                        callbacks=[tfprune.methods.hfp.HolisticBudget(ramp_epochs=1)])
     target = 0.5 * table.base_ms
     assert gated.hardened
     logged = history.history["latency_ms"]
@@ -165,7 +165,7 @@ def test_fit_meets_the_latency_target():
     assert history.history["latency_ratio"][-1] == pytest.approx(logged[-1] / table.base_ms)
     assert 0.99 * target <= logged[-1] <= target
 
-    plan = tfprune.hfp.plan(gated)
+    plan = tfprune.methods.hfp.plan(gated)
     matched = table.matched_to(plan.graph)
     predicted = matched.predict(plan)
     # the least pruning: one more channel in any pruned group breaks the target
@@ -178,23 +178,23 @@ def test_fit_meets_the_latency_target():
     slim = tfprune.rebuild(gated, plan)
     assert _widths_prediction(table, model, slim) == pytest.approx(predicted, rel=1e-9)
     # a new latency target, planned from the factors
-    tighter = tfprune.hfp.plan(gated, target_latency=0.3)
+    tighter = tfprune.methods.hfp.plan(gated, target_latency=0.3)
     assert table.matched_to(tighter.graph).predict(tighter) <= 0.3 * table.base_ms
-    auto = tfprune.hfp.plan(gated, target_latency=0.5, round_to="auto")
+    auto = tfprune.methods.hfp.plan(gated, target_latency=0.5, round_to="auto")
     for group in auto.graph.prunable_groups:
         assert len(auto.keep[group.id]) in table.matched_to(auto.graph).steps(group.id)
 
 
 def test_latency_targeted_gated_model_round_trips(model, table, tmp_path):
     target = round(0.9 * table.base_ms, 3)  # milliseconds, given as "...ms"
-    gated = tfprune.hfp.attach(model, target_latency=f"{target}ms", target_macs=0.8,
+    gated = tfprune.methods.hfp.gate(model, target_latency=f"{target}ms", target_macs=0.8,
                                latency_table=table)
     assert gated.target_latency == target
     _set_gates(gated, np.random.default_rng(2), 0.0, 0.5)
     path = tmp_path / "gated.keras"
     gated.save(path)
     loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, tfprune.hfp.GatedModel)
+    assert isinstance(loaded, tfprune.methods.hfp.GatedModel)
     assert loaded.target_latency == target and loaded.target_macs == gated.target_macs
     assert loaded.latency_table.as_dict() == table.as_dict()
     assert LatencyTable.from_dict(table.as_dict()).as_dict() == table.as_dict()
@@ -203,22 +203,22 @@ def test_latency_targeted_gated_model_round_trips(model, table, tmp_path):
     assert loaded.budget_latency() == gated.budget_latency()
     x, _ = _data(2)
     np.testing.assert_allclose(loaded(x), gated(x), rtol=1e-6)
-    plan = tfprune.hfp.plan(loaded)
+    plan = tfprune.methods.hfp.plan(loaded)
     assert table.matched_to(plan.graph).predict(plan) <= target
     assert tfprune.cost(plan.graph, plan).macs <= 0.8 * tfprune.cost(model).macs
 
 
 def test_attach_checks_the_table(model, table):
     with pytest.raises(ValueError, match="latency_table"):
-        tfprune.hfp.attach(model, target_latency=0.5)
+        tfprune.methods.hfp.gate(model, target_latency=0.5)
     other = small(name="other")
     with pytest.raises(LatencyTableMismatchError, match="another model"):
-        tfprune.hfp.attach(other, target_latency=0.5, latency_table=table)
+        tfprune.methods.hfp.gate(other, target_latency=0.5, latency_table=table)
     with pytest.raises(LatencyTableMismatchError, match="has 16 channels"):
         table.matched_to(small(widths=(16, 48, 48)))
     # a table given alone: no latency target, but latency is logged and
     # round_to="auto" works
-    gated = tfprune.hfp.attach(model, target_macs=0.6, latency_table=table)
+    gated = tfprune.methods.hfp.gate(model, target_macs=0.6, latency_table=table)
     assert gated.target_latency is None and gated.budget_latency() == table.base_ms
 
 
@@ -255,14 +255,14 @@ def test_allocate_meets_a_latency_target(model, table):
 
 def test_genetic_search_meets_a_latency_target(model, table):
     x, y = _data(64)
-    search = tfprune.search.GeneticChannelSearch(
+    search = tfprune.methods.search.GeneticChannelSearch(
         model, (x, y), target_latency=0.6, latency_table=table, population=4,
         generations=2, positions=64, verbose=False)
     plan = search.run()
     assert table.predict(plan) <= 0.6 * table.base_ms
     assert any(len(plan.keep[g.id]) < g.size for g in plan.graph.prunable_groups)
     with pytest.raises(ValueError, match="latency_table"):
-        tfprune.search.GeneticChannelSearch(model, (x, y), target_latency=0.6)
+        tfprune.methods.search.GeneticChannelSearch(model, (x, y), target_latency=0.6)
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,7 @@ def test_group_magnitude_adds_what_reads_each_channel(p):
         expected = (np.sqrt((kernel ** 2).sum(axis=(0, 1, 2))) + np.abs(gamma)
                     + np.sqrt((dense ** 2).sum(axis=(0, 2))))
     graph = tfprune.analyze(model)
-    scores = tfprune.importance.group_magnitude(graph, p=p)
+    scores = tfprune.ranking.importance.group_magnitude(graph, p=p)
     np.testing.assert_allclose(scores[graph.group_of("c").id], expected, rtol=1e-5)
 
 
@@ -102,14 +102,14 @@ def test_group_l1_drops_the_channel_no_layer_reads():
 def test_group_magnitude_follows_a_channel_permutation():
     model = _conv_bn_dense(seed=1)
     graph = tfprune.analyze(model)
-    before = tfprune.importance.group_magnitude(graph)[graph.group_of("c").id]
+    before = tfprune.ranking.importance.group_magnitude(graph)[graph.group_of("c").id]
     perm = np.array([2, 0, 1])
     c, bn, d = (model.get_layer(n) for n in ("c", "bn", "d"))
     c.kernel.assign(c.kernel.numpy()[..., perm])
     for w in bn.weights:
         w.assign(w.numpy()[perm])
     d.kernel.assign(d.kernel.numpy().reshape(16, 3, 5)[:, perm].reshape(48, 5))
-    after = tfprune.importance.group_magnitude(tfprune.analyze(model))[graph.group_of("c").id]
+    after = tfprune.ranking.importance.group_magnitude(tfprune.analyze(model))[graph.group_of("c").id]
     np.testing.assert_allclose(after, before[perm], rtol=1e-6)
 
 

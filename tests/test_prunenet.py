@@ -42,14 +42,14 @@ def resnet():
 
 def test_scores_are_deterministic_and_seeded():
     model, data = chain(), calibration(128)
-    a = tfprune.prunenet.scores(model, data, num_samples=64, seed=3, verbose=0)
-    b = tfprune.prunenet.scores(model, data, num_samples=64, seed=3, verbose=0)
-    c = tfprune.prunenet.scores(model, data, num_samples=64, seed=4, verbose=0)
+    a = tfprune.methods.prunenet.scores(model, data, num_samples=64, seed=3, verbose=0)
+    b = tfprune.methods.prunenet.scores(model, data, num_samples=64, seed=3, verbose=0)
+    c = tfprune.methods.prunenet.scores(model, data, num_samples=64, seed=4, verbose=0)
     assert a.keys() == b.keys()
     for gid in a:
         np.testing.assert_array_equal(a[gid], b[gid])
     assert any(not np.allclose(a[gid], c[gid]) for gid in a)  # other samples
-    plans = [tfprune.prunenet.prune(model, data, target_macs=0.5, num_samples=64,
+    plans = [tfprune.methods.prunenet.prune(model, data, target_macs=0.5, num_samples=64,
                                     seed=3, verbose=0) for _ in range(2)]
     assert plans[0].to_json() == plans[1].to_json()
 
@@ -58,7 +58,7 @@ def test_score_is_the_squared_loss_derivative_of_removing_the_channel():
     """One batch: score == (dL/dt)^2, t scaling what conv2 reads of the channel."""
     model, (x, y) = chain(), calibration(32)
     graph = tfprune.analyze(model)
-    s = tfprune.prunenet.scores(model, (x, y), num_samples=32, batch_size=32, verbose=0)
+    s = tfprune.methods.prunenet.scores(model, (x, y), num_samples=32, batch_size=32, verbose=0)
     group = graph.group_of("conv1")
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     kernel = model.get_layer("conv2").kernel
@@ -83,17 +83,17 @@ def test_a_channel_nobody_reads_scores_lowest_and_goes_first():
     value[:, :, 2, :] = 0.0  # conv1's channel 2 reaches nothing
     kernel.assign(value)
     graph = tfprune.analyze(model)
-    s = tfprune.prunenet.scores(model, data, verbose=0)
+    s = tfprune.methods.prunenet.scores(model, data, verbose=0)
     group = graph.group_of("conv1")
     assert s[group.id][2] == 0.0
     others = np.concatenate([s[g.id] for g in graph.prunable_groups])
     assert np.sum(others == 0.0) == 1  # the others matter, it alone does not
     # its removal changes nothing, and it is the first one removed
     plan = graph.plan({group.id: [0, 1, 3, 4, 5]})
-    np.testing.assert_allclose(tfprune.zero_out(model, plan)(data[0]), model(data[0]),
+    np.testing.assert_allclose(tfprune.core.rebuild.zero_out(model, plan)(data[0]), model(data[0]),
                                rtol=1e-5, atol=1e-6)
     for target in (0.97, 0.9):
-        plan = tfprune.prunenet.prune(model, data, target_macs=target, verbose=0)
+        plan = tfprune.methods.prunenet.prune(model, data, target_macs=target, verbose=0)
         assert 2 not in plan.keep[group.id]
 
 
@@ -116,13 +116,13 @@ def test_scores_follow_a_permutation_of_the_channels():
     other = permuted(model, perm)
     np.testing.assert_allclose(other(data[0]), model(data[0]), rtol=1e-4, atol=1e-5)
     graph, graph2 = tfprune.analyze(model), tfprune.analyze(other)
-    s = tfprune.prunenet.scores(model, data, verbose=0)
-    s2 = tfprune.prunenet.scores(other, data, verbose=0)
+    s = tfprune.methods.prunenet.scores(model, data, verbose=0)
+    s2 = tfprune.methods.prunenet.scores(other, data, verbose=0)
     gid = graph.group_of("conv1").id
     np.testing.assert_allclose(s2[gid], s[gid][perm], rtol=1e-4)
     for target in (0.8, 0.6, 0.4):
-        plan = tfprune.prunenet.prune(model, data, target_macs=target, verbose=0)
-        plan2 = tfprune.prunenet.prune(other, data, target_macs=target, verbose=0)
+        plan = tfprune.methods.prunenet.prune(model, data, target_macs=target, verbose=0)
+        plan2 = tfprune.methods.prunenet.prune(other, data, target_macs=target, verbose=0)
         assert sorted(perm[plan2.keep[gid]]) == sorted(plan.keep[gid].tolist())
         assert plan2.widths() == plan.widths()
         assert tfprune.cost(graph2, plan2).macs == tfprune.cost(graph, plan).macs
@@ -134,7 +134,7 @@ def test_scores_follow_a_permutation_of_the_channels():
 def test_targets_are_met_as_with_prune(resnet, target, round_to, steps):
     data = calibration(32, size=12)
     graph = tfprune.analyze(resnet)
-    plan = tfprune.prunenet.prune(graph, data, target_macs=target, round_to=round_to,
+    plan = tfprune.methods.prunenet.prune(graph, data, target_macs=target, round_to=round_to,
                                   iterative_steps=steps, num_samples=32, verbose=0)
     base, after = tfprune.cost(graph), tfprune.cost(graph, plan)
     assert after.macs <= target * base.macs
@@ -150,11 +150,11 @@ def test_targets_are_met_as_with_prune(resnet, target, round_to, steps):
 def test_params_target_and_counts(resnet):
     data = calibration(32, size=12)
     base = tfprune.cost(resnet)
-    plan = tfprune.prunenet.prune(resnet, data, target_params=0.5, num_samples=32,
+    plan = tfprune.methods.prunenet.prune(resnet, data, target_params=0.5, num_samples=32,
                                   verbose=0)
     assert tfprune.cost(resnet, plan).params <= 0.5 * base.params
     count = int(0.6 * base.macs)
-    plan = tfprune.prunenet.prune(resnet, data, target_macs=count, num_samples=32,
+    plan = tfprune.methods.prunenet.prune(resnet, data, target_macs=count, num_samples=32,
                                   verbose=0)
     assert count * 0.97 <= tfprune.cost(resnet, plan).macs <= count
 
@@ -162,7 +162,7 @@ def test_params_target_and_counts(resnet):
 def test_the_model_is_not_modified():
     model, data = chain(), calibration()
     before = [w.copy() for w in model.get_weights()]
-    tfprune.prunenet.prune(model, data, target_macs=0.5, iterative_steps=2, verbose=0)
+    tfprune.methods.prunenet.prune(model, data, target_macs=0.5, iterative_steps=2, verbose=0)
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -171,18 +171,18 @@ def test_bad_input_gives_clear_errors():
     model = chain()
     empty = (np.zeros((0, 8, 8, 1), "float32"), np.zeros((0,), "int64"))
     with pytest.raises(ValueError, match="empty"):
-        tfprune.prunenet.scores(model, empty, verbose=0)
+        tfprune.methods.prunenet.scores(model, empty, verbose=0)
     with pytest.raises(ValueError, match="empty"):
-        tfprune.prunenet.prune(model, [], target_macs=0.5, verbose=0)
+        tfprune.methods.prunenet.prune(model, [], target_macs=0.5, verbose=0)
     data = calibration()
     with pytest.raises(tfprune.TargetUnreachableError, match="target cannot be met"):
-        tfprune.prunenet.prune(model, data, target_macs=0.001, verbose=0)
+        tfprune.methods.prunenet.prune(model, data, target_macs=0.001, verbose=0)
     with pytest.raises(ValueError, match="target_macs or target_params"):
-        tfprune.prunenet.prune(model, data, verbose=0)
+        tfprune.methods.prunenet.prune(model, data, verbose=0)
     with pytest.raises(ValueError, match="iterative_steps"):
-        tfprune.prunenet.prune(model, data, target_macs=0.5, iterative_steps=0)
+        tfprune.methods.prunenet.prune(model, data, target_macs=0.5, iterative_steps=0)
     with pytest.raises(ValueError, match="num_samples"):
-        tfprune.prunenet.scores(model, data, num_samples=0)
+        tfprune.methods.prunenet.scores(model, data, num_samples=0)
 
 
 def test_cli_prunes_with_prunenet(tmp_path, capsys):
@@ -236,7 +236,7 @@ def test_recalibrated_inference_matches_training_mode_on_one_batch():
     """After recalibrating on one batch, inference mode normalises that batch
     exactly as training mode does: the statistics are the batch's own."""
     model = chain(seed=3)
-    plan = tfprune.prunenet.prune(model, calibration(), target_macs=0.5, verbose=0)
+    plan = tfprune.methods.prunenet.prune(model, calibration(), target_macs=0.5, verbose=0)
     slim = tfprune.rebuild(model, plan)
     x, _ = calibration(32, seed=5)
     training = keras.ops.convert_to_numpy(slim(x, training=True))

@@ -9,7 +9,8 @@ from conftest import assert_close, randomize_bn
 from keras import layers
 
 import tfprune
-from tfprune import prunetrain, zoo
+from tfprune import zoo
+from tfprune.methods import prunetrain
 from tfprune.cli.train import train_zoo_model
 from tfprune.training.optimizer_state import learning_rate_schedule
 from tfprune.methods.regularizers import GroupLasso
@@ -494,7 +495,7 @@ def test_reconfigure_callback_inside_fit_with_checkpoints(tmp_path):
     path = str(tmp_path / "ckpt-{epoch}.keras")
     history = pt.fit(x, y, batch_size=16, epochs=4, verbose=0,
                      validation_data=_data(16, seed=1),
-                     callbacks=[tfprune.callbacks.Reconfigure(every=2),
+                     callbacks=[tfprune.methods.prunetrain.Reconfigure(every=2),
                                 keras.callbacks.ModelCheckpoint(path),
                                 keras.callbacks.CSVLogger(str(log))])
     h = history.history
@@ -526,7 +527,7 @@ def test_early_stopping_restores_the_best_width_across_reconfiguration():
     stop = keras.callbacks.EarlyStopping(monitor="score", mode="min", patience=1,
                                          restore_best_weights=True)
     history = pt.fit(x, y, batch_size=16, epochs=4, verbose=0,
-                     callbacks=[score, stop, tfprune.callbacks.Reconfigure(every=2)])
+                     callbacks=[score, stop, tfprune.methods.prunetrain.Reconfigure(every=2)])
     # stopped after epoch 2 (no better score for `patience` epochs)
     assert history.epoch == [0, 1, 2] and stop.best_epoch == 1 and pt.stop_training
     assert history.history["macs"][1] > history.history["macs"][2]

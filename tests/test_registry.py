@@ -121,12 +121,12 @@ def test_importance_and_group_lasso_read_the_spec():
     keras.utils.set_random_seed(1)
     model = _model()
     graph = tfprune.analyze(model)
-    scores = tfprune.importance.magnitude(graph)
+    scores = tfprune.ranking.importance.magnitude(graph)
     w = model.get_layer("mine").w.numpy()
     np.testing.assert_allclose(scores[graph.group_of("mine").id], np.abs(w).sum(0),
                                rtol=1e-6)
-    lasso = tfprune.regularizers.GroupLasso(graph)
-    sides = {(s.layer, s.side) for s in tfprune.regularizers.channel_slices(graph)}
+    lasso = tfprune.methods.regularizers.GroupLasso(graph)
+    sides = {(s.layer, s.side) for s in tfprune.methods.regularizers.channel_slices(graph)}
     assert ("mine", "input") in sides and ("mine", "output") in sides
     assert float(lasso()) > 0
     # the prune() front door ranks and removes its channels too
@@ -341,7 +341,7 @@ def test_smof_masks_the_kernels_of_registered_convolutions_it_can_run():
     x = layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, layers.Dense(2, name="head")(x))
     assert maskable(model.get_layer("sub")) and not maskable(model.get_layer("tap"))
-    masked = tfprune.smof.attach(model, target_macs=0.5)
+    masked = tfprune.methods.smof.mask(model, target_macs=0.5)
     kinds = {layer.name: type(layer).__name__ for layer in masked.layers}
     assert kinds["sub"] == "KernelRingMask" and kinds["tap"] == "TapConv"
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from oracle import masked_reference
 
 import tfprune
-from tfprune import search, zoo
+from tfprune import zoo
+from tfprune.methods import search
 from tfprune.methods.search.genetic import _Consumer, _fixed_size_crossover, _fixed_size_mutation
 
 
@@ -69,7 +70,7 @@ def test_allocation_meets_the_target(trained, sens):
     model, _, _ = trained
     graph = tfprune.analyze(model)
     for target, round_to in ((0.5, 1), (0.33, 4)):
-        counts = search.allocate(graph, sens, target_macs=target, round_to=round_to)
+        counts = search.allocate(graph, sens, tfprune.Budget(macs=target, round_to=round_to))
         keep = {gid: list(range(n)) for gid, n in counts.items()
                 if n < graph.groups[gid].size}
         c = tfprune.cost(graph, graph.plan(keep))
@@ -81,7 +82,7 @@ def test_allocation_meets_macs_and_params_together(trained, sens):
     model, _, _ = trained
     graph = tfprune.analyze(model)
     base = tfprune.cost(graph)
-    counts = search.allocate(graph, sens, target_macs=0.6, target_params=0.3,
+    counts = search.allocate(graph, sens, tfprune.Budget(macs=0.6, params=0.3),
                              min_keep=0.25)
     keep = {gid: list(range(n)) for gid, n in counts.items() if n < graph.groups[gid].size}
     c = tfprune.cost(graph, graph.plan(keep))
@@ -101,7 +102,8 @@ def test_reconstruction_fitness(trained):
     model, x, _ = trained
     graph = tfprune.analyze(model)
     node = graph.node("stage2_block0_conv1")
-    s = search.GeneticChannelSearch(model, (x, x[:, 0, 0, 0]), target_macs=0.5, verbose=False)
+    s = search.GeneticChannelSearch(model, (x, x[:, 0, 0, 0]), tfprune.Budget(macs=0.5),
+                                   verbose=False)
     acts = s._activations([node.inputs[0]])[node.inputs[0]]
     chans = graph.channels[node.inputs[0]]
     consumer = _Consumer(node, model.get_layer(node.path[0]), acts, chans, 300,
@@ -122,11 +124,12 @@ def test_reconstruction_fitness(trained):
 
 def test_search_is_deterministic_and_rebuild_uses_refits(trained, sens):
     model, x, y = trained
-    kwargs = dict(target_macs=0.5, sensitivity=sens, population=8, generations=3,
+    budget = tfprune.Budget(macs=0.5)
+    kwargs = dict(sensitivity=sens, population=8, generations=3,
                   seed=3, verbose=False, real_loss_top=2)
-    first = search.GeneticChannelSearch(model, (x, y), **kwargs)
+    first = search.GeneticChannelSearch(model, (x, y), budget, **kwargs)
     plan = first.run()
-    again = search.GeneticChannelSearch(model, (x, y), **kwargs).run()
+    again = search.GeneticChannelSearch(model, (x, y), budget, **kwargs).run()
     for gid in plan.keep:
         np.testing.assert_array_equal(plan.keep[gid], again.keep[gid])
     assert tfprune.cost(model, plan).macs <= 0.5 * tfprune.cost(model).macs
@@ -157,16 +160,17 @@ def test_search_is_deterministic_and_rebuild_uses_refits(trained, sens):
 def test_bad_arguments(trained):
     model, x, y = trained
     with pytest.raises(ValueError, match="fitness"):
-        search.GeneticChannelSearch(model, (x, y), target_macs=0.5, fitness="magic")
+        search.GeneticChannelSearch(model, (x, y), tfprune.Budget(macs=0.5),
+                                    fitness="magic")
     with pytest.raises(ValueError, match="empty"):
-        search.GeneticChannelSearch(model, (x[:0], y[:0]), target_macs=0.5)
+        search.GeneticChannelSearch(model, (x[:0], y[:0]), tfprune.Budget(macs=0.5))
 
 
 @pytest.mark.parametrize("criterion, scope", [("l1", "global"), ("l2", "uniform")])
 def test_reconstruct_keeps_the_channels_and_brings_the_outputs_back(trained, criterion,
                                                                      scope):
     model, x, y = trained
-    plan = tfprune.prune(model, criterion, target_macs=0.5, scope=scope)
+    plan = tfprune.prune(model, criterion=criterion, target_macs=0.5, scope=scope)
     refitted = search.reconstruct(model, plan, (x, y))
     for gid, kept in plan.keep.items():
         np.testing.assert_array_equal(refitted.keep[gid], kept)
@@ -190,6 +194,6 @@ def test_reconstruct_of_an_empty_plan_changes_nothing(trained):
 def test_reconstruct_refuses_a_plan_of_another_model(trained):
     model, x, y = trained
     other = zoo.resnet20(input_shape=(12, 12, 1), classes=4)
-    plan = tfprune.prune(other, "l1", target_macs=0.5)
+    plan = tfprune.prune(other, criterion="l1", target_macs=0.5)
     with pytest.raises(ValueError, match="another model"):
         search.reconstruct(model, plan, (x, y))

@@ -7,7 +7,8 @@ from conftest import assert_close, randomize_bn
 from keras import layers
 
 import tfprune
-from tfprune.layers import ChannelGate, KernelRingMask
+from tfprune.methods.gates import ChannelGate
+from tfprune.methods.smof import KernelRingMask
 
 LOSS = "sparse_categorical_crossentropy"
 
@@ -35,7 +36,7 @@ def _data(n=64, seed=0):
 
 def test_attach_wraps_convs_and_computes_the_same():
     model = _model()
-    masked = tfprune.smof.attach(model, target_macs=0.5)
+    masked = tfprune.methods.smof.mask(model, tfprune.Budget(macs=0.5))
     masks = {layer.name for layer in masked.layers if isinstance(layer, KernelRingMask)}
     assert masks == {"c1", "c2", "sep", "dw"}
     assert masked.get_layer("c2").rings.shape == (2,)
@@ -50,17 +51,17 @@ def test_attach_wraps_convs_and_computes_the_same():
 def test_fit_reaches_the_budget_and_plan_meets_it(seed):
     keras.utils.set_random_seed(seed)
     model = _model()
-    masked = tfprune.smof.attach(model, target_macs=0.4)
+    masked = tfprune.methods.smof.mask(model, tfprune.Budget(macs=0.4))
     masked.compile(keras.optimizers.SGD(0.1, momentum=0.9), LOSS)
     x, y = _data()
     history = masked.fit(x, y, epochs=6, batch_size=16, verbose=0,
-                         callbacks=[tfprune.callbacks.SMOFSchedule(ramp_epochs=0)])
+                         callbacks=[tfprune.methods.smof.SMOFSchedule(ramp_epochs=0)])
     for key in ("macs", "params", "macs_ratio", "params_ratio", "kernels_shrunk",
                 "budget_loss"):
         assert key in history.history
     assert history.history["macs_ratio"][-1] <= 0.4 + 1e-6
     assert history.history["macs_ratio"][0] > history.history["macs_ratio"][-1]
-    plan = tfprune.smof.plan(masked)
+    plan = tfprune.methods.smof.plan(masked)
     base = tfprune.cost(model).macs
     assert tfprune.cost(plan.graph, plan).macs <= 0.4 * base
     slim = tfprune.rebuild(masked, plan)
@@ -95,13 +96,13 @@ def _hardened(masked, plan):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_rebuild_equals_hardened_masked_model(seed):
     rng = np.random.default_rng(seed)
-    masked = tfprune.smof.attach(_model(), target_macs=0.5)
+    masked = tfprune.methods.smof.mask(_model(), tfprune.Budget(macs=0.5))
     for layer in masked.layers:  # trained-looking factors, some under threshold
         if isinstance(layer, KernelRingMask):
             layer.rings.assign(rng.choice([0.0, 0.02, 0.4, 0.9], layer.rings.shape))
         elif isinstance(layer, ChannelGate):
             layer.gate.assign(rng.choice([0.0, 0.03, 0.3, 1.0], layer.gate.shape))
-    plan = tfprune.smof.plan(masked, target_macs=1.0)
+    plan = tfprune.methods.smof.plan(masked, tfprune.Budget(macs=1.0))
     slim = tfprune.rebuild(masked, plan)
     x, _ = _data(3, seed)
     assert_close(_hardened(masked, plan)(x, training=False), slim(x, training=False))
@@ -110,22 +111,22 @@ def test_rebuild_equals_hardened_masked_model(seed):
 
 
 def test_ring_counting_keeps_kernels_centred():
-    masked = tfprune.smof.attach(_model(), target_macs=0.5)
+    masked = tfprune.methods.smof.mask(_model(), tfprune.Budget(macs=0.5))
     # ring 1 below threshold, ring 2 above: the kernel keeps both (5x5)
     masked.get_layer("c2").rings.assign([0.01, 0.5])
     masked.get_layer("c1").rings.assign([0.01])
-    assert tfprune.smof.kernel_plan(masked) == {"c1": (1, 1)}
+    assert tfprune.methods.smof.kernel_plan(masked) == {"c1": (1, 1)}
     masked.get_layer("c2").rings.assign([0.5, 0.01])
-    assert tfprune.smof.kernel_plan(masked)["c2"] == (3, 3)
+    assert tfprune.methods.smof.kernel_plan(masked)["c2"] == (3, 3)
 
 
 def test_masked_model_keras_round_trip(tmp_path):
-    masked = tfprune.smof.attach(_model(), target_macs=0.5, weight=3.0)
+    masked = tfprune.methods.smof.mask(_model(), tfprune.Budget(macs=0.5), weight=3.0)
     masked.get_layer("c2").rings.assign([0.3, 0.7])
     path = tmp_path / "masked.keras"
     masked.save(path)
     again = keras.saving.load_model(path)
-    assert isinstance(again, tfprune.smof.SMOFModel)
+    assert isinstance(again, tfprune.methods.smof.SMOFModel)
     assert (again.target_macs, again.weight) == (masked.target_macs, 3.0)
     x, _ = _data(3)
     np.testing.assert_allclose(masked(x, training=False), again(x, training=False),
@@ -134,18 +135,22 @@ def test_masked_model_keras_round_trip(tmp_path):
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="target"):
-        tfprune.smof.attach(_model())
+    with pytest.raises(ValueError, match="a Budget needs macs="):
+        tfprune.methods.smof.mask(_model(), tfprune.Budget())
+    with pytest.raises(ValueError, match="expected a tfprune.Budget"):
+        tfprune.methods.smof.mask(_model(), None)
+    with pytest.raises(ValueError, match="does not round widths"):
+        tfprune.methods.smof.mask(_model(), tfprune.Budget(macs=0.5, round_to=8))
     model = _model()
     model.compile("sgd", LOSS)
     x, y = _data(8)
     with pytest.raises(TypeError, match="smof.attach"):
-        model.fit(x, y, verbose=0, callbacks=[tfprune.callbacks.SMOFSchedule()])
-    masked = tfprune.smof.attach(model, target_macs=0.5)
+        model.fit(x, y, verbose=0, callbacks=[tfprune.methods.smof.SMOFSchedule()])
+    masked = tfprune.methods.smof.mask(model, tfprune.Budget(macs=0.5))
     with pytest.raises(tfprune.TfpruneError, match="already"):
-        tfprune.smof.attach(masked, target_macs=0.5)
+        tfprune.methods.smof.mask(masked, tfprune.Budget(macs=0.5))
     with pytest.raises(tfprune.TargetUnreachableError):
-        tfprune.smof.plan(masked, target_macs=10)
+        tfprune.methods.smof.plan(masked, tfprune.Budget(macs=10))
 
 
 def test_cli_prune_with_smof(tmp_path, capsys):
