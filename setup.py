@@ -16,7 +16,7 @@ setup(
                                     "tflite_export.*"]),
     python_requires=">=3.10",
     install_requires=[
-        "keras>=3.10",
+        "keras>=3.10,<4",  # private uses checked in tfprune/compat.py
         "numpy>=1.24",
         f"tensorflow-cpu>=2.16; {LINUX_X86}",
         f"tensorflow>=2.16; {OTHER}",

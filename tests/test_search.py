@@ -129,7 +129,7 @@ def test_search_is_deterministic_and_rebuild_uses_refits(trained, sens):
                   seed=3, verbose=False, real_loss_top=2)
     first = search.GeneticChannelSearch(model, (x, y), budget, **kwargs)
     plan = first.run()
-    again = search.GeneticChannelSearch(model, (x, y), budget, **kwargs).run()
+    again = search.plan(model, budget, (x, y), **kwargs)  # the same search, run again
     for gid in plan.keep:
         np.testing.assert_array_equal(plan.keep[gid], again.keep[gid])
     assert tfprune.cost(model, plan).macs <= 0.5 * tfprune.cost(model).macs

@@ -9,6 +9,8 @@ import copy
 
 import keras
 
+from tfprune.compat import FUNCTIONAL_MODULE
+
 _FUNCTIONAL_KEYS = ("name", "trainable", "layers", "input_layers", "output_layers")
 # Class names of serialised models (nested models hold their own "layers").
 MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
@@ -89,7 +91,7 @@ def functional_serialized(model):
     """A deep copy of `model` serialised as a plain functional model."""
     serialized = copy.deepcopy(keras.saving.serialize_keras_object(model))
     serialized.pop("compile_config", None)
-    serialized.update(module="keras.src.models.functional", class_name="Functional",
+    serialized.update(module=FUNCTIONAL_MODULE, class_name="Functional",
                       registered_name="Functional")
     # Subclasses of Functional (GatedModel, ...) add their own keys.
     serialized["config"] = {k: v for k, v in serialized["config"].items()

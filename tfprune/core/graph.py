@@ -30,6 +30,7 @@ import math
 import keras
 import numpy as np
 
+from tfprune.compat import is_keras_op
 from tfprune.core import builtin_layers  # noqa: F401 - registers the Keras layers
 from tfprune.core.configs import MODEL_CLASSES, histories
 from tfprune.core.registry import normalized_axes, spec_for
@@ -576,7 +577,7 @@ class _GraphBuilder:
         layer = node.layer
         module = getattr(type(layer), "__module__", "")
         in_shapes = [self.g.shapes.get(k) for k in node.inputs]
-        if module.startswith("keras.src.ops") and cls in OP_MERGES | OP_UNARY:
+        if is_keras_op(module) and cls in OP_MERGES | OP_UNARY:
             return self.op(node, ins)
         if (not module.startswith(("keras", "tfprune")) and cls not in MODEL_CLASSES
                 and spec_for(layer) is None):

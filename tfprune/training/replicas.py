@@ -24,6 +24,8 @@ import contextlib
 import keras
 import numpy as np
 
+from tfprune.compat import SymbolicBuildHook, distribute_strategy, in_multi_worker_mode
+
 
 def _tf():
     if keras.backend.backend() != "tensorflow":
@@ -39,8 +41,7 @@ def _strategy(model=None):
         return None
     if tf.distribute.has_strategy():
         return tf.distribute.get_strategy()
-    strategy = getattr(model, "_distribute_strategy", None) if model is not None else None
-    return strategy
+    return distribute_strategy(model)
 
 
 def strategy_scope(model=None):
@@ -119,14 +120,7 @@ def from_first_replica(values, model=None):
     return np.asarray(agreed.numpy()).astype(array.dtype)
 
 
-def _multi_worker(strategy):
-    # The test Keras's own trainer uses to take its multi-worker code path.
-    extended = getattr(strategy, "extended", None)
-    probe = getattr(extended, "_in_multi_worker_mode", None)
-    return bool(probe and probe())
-
-
-class MultiWorkerFit:
+class MultiWorkerFit(SymbolicBuildHook):
     """Mixin: `fit` and `evaluate` of a `keras.Model` under several workers.
 
     Keras 3.15's TensorFlow trainer has two faults with a
@@ -145,21 +139,21 @@ class MultiWorkerFit:
     With one worker, or on another backend, it changes nothing.
     """
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    def symbolic_build(self, iterator, data_batch, default):
         tf = _tf()
-        strategy = getattr(self, "_distribute_strategy", None)
-        if tf is None or iterator is None or not _multi_worker(strategy):
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        strategy = distribute_strategy(self)
+        if tf is None or iterator is None or not in_multi_worker_mode(strategy):
+            return default(iterator=iterator, data_batch=data_batch)
         for _, _, it in iterator:
             batch = next(it)
             data_batch = keras.tree.map_structure(
                 lambda v: strategy.reduce("MEAN", v, axis=None)
                 if isinstance(v, tf.distribute.DistributedValues) else v, batch)
             break
-        return super()._maybe_symbolic_build(data_batch=data_batch)
+        return default(data_batch=data_batch)
 
     def _vector_logs(self, logs):
-        if _tf() is None or not _multi_worker(getattr(self, "_distribute_strategy", None)):
+        if _tf() is None or not in_multi_worker_mode(distribute_strategy(self)):
             return logs
         return {k: keras.ops.reshape(v, (1,)) if len(keras.ops.shape(v)) == 0 else v
                 for k, v in logs.items()}

@@ -12,6 +12,7 @@ import contextlib
 
 import keras
 
+from tfprune.compat import replace_tracked_layer
 from tfprune.core.cost import cost
 from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.plan import PruningPlan
@@ -156,7 +157,7 @@ class PruneTrainModel(MultiWorkerFit, keras.Model):
             optimizer: the optimizer for it, built for its variables with
                 its state loaded; None keeps the current one.
         """
-        self._tracker.replace_tracked_value("layers", self.network, network)
+        replace_tracked_layer(self, self.network, network)
         self.network = network
         if optimizer is not None:
             self.optimizer = optimizer
