@@ -47,6 +47,19 @@ def test_prune_writes_model_and_plan(model_file, tmp_path, capsys):
     (["prune", "MODEL", "-o", "MODEL", "--target-macs", "0.5"], "overwrite"),
     (["prune", "MODEL", "-o", "x.keras", "--target-macs", "0.00001"], "larger target"),
     (["prune", "MODEL", "-o", "x.keras"], "target"),
+    # what the chosen method would not use is refused, from the registry
+    (["prune", "MODEL", "-o", "x.keras", "--method", "smof", "--target-macs", "0.5",
+      "--round-to", "8"], "--round-to works with --method"),
+    (["prune", "MODEL", "-o", "x.keras", "--method", "prunenet", "--target-latency", "0.5",
+      "--latency-table", "MODEL"], "--target-latency works with --method"),
+    (["prune", "MODEL", "-o", "x.keras", "--method", "l1", "--target-macs", "0.5",
+      "--epochs", "2"], "--epochs is for the methods that train (hfp, prunetrain, smof)"),
+    (["prune", "MODEL", "-o", "x.keras", "--method", "prunetrain", "--target-macs", "0.5"],
+     "--method prunetrain takes no target"),
+    (["prune", "MODEL", "-o", "x.keras", "--method", "hfp", "--target-macs", "0.5",
+      "--generations", "3"], "--method hfp does not take --generations (methods that do: ga)"),
+    (["prune", "MODEL", "-o", "x.keras", "--method", "ga", "--target-macs", "0.5",
+      "--generations", "many"], "--generations:"),
 ])
 def test_bad_input_is_one_line(model_file, argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -81,15 +94,22 @@ def fashion_model_file(tmp_path_factory):
 
 
 @pytest.mark.parametrize("method, extra", [("hfp", ["--epochs", "1"]),
-                                           ("ga", ["--generations", "2"])])
+                                           ("ga", ["--generations", "2"]),
+                                           ("prunetrain", ["--epochs", "1",
+                                                           "--penalty-ratio", "0.5"])])
 def test_prune_with_data_driven_methods(fashion_model_file, tmp_path, method, extra, capsys):
     if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
         pytest.skip("needs Debian's dataset-fashion-mnist")
     out = str(tmp_path / f"{method}.keras")
-    assert cli.main(["prune", fashion_model_file, "--method", method, "--target-macs", "0.5",
+    target = [] if method == "prunetrain" else ["--target-macs", "0.5"]
+    assert cli.main(["prune", fashion_model_file, "--method", method, *target,
                      "--data", "fashion_mnist", "--limit", "256", "-o", out] + extra) == 0
     original = keras.saving.load_model(fashion_model_file)
-    assert tfprune.cost(keras.saving.load_model(out)).macs <= 0.5 * tfprune.cost(original).macs
-    assert cli.main(["prune", fashion_model_file, "--method", method, "--target-macs", "0.5",
+    slim = keras.saving.load_model(out)
+    if target:
+        assert tfprune.cost(slim).macs <= 0.5 * tfprune.cost(original).macs
+    else:  # PruneTrain keeps what its penalty leaves: the trained, reconfigured network
+        assert tfprune.cost(slim).macs <= tfprune.cost(original).macs
+    assert cli.main(["prune", fashion_model_file, "--method", method, *target,
                      "-o", out]) == 2
     assert "needs --data" in capsys.readouterr().err

@@ -50,10 +50,15 @@ OPTIONS = {
     "inspect": {},
     "prune": {
         "-o": OUTPUTS, "--output": OUTPUTS, "--plan": OUTPUTS, "--from-plan": PLANS,
-        "--method": ["l1", "l2", "bn", "hfp", "ga", "magic"],
+        "--method": ["l1", "l2", "bn", "group_l1", "hfp", "ga", "smof", "prunenet",
+                     "prunetrain", "magic"],
         "--target-macs": NUMBERS, "--target-params": NUMBERS,
         "--scope": ["global", "uniform", "local"], "--round-to": INTEGERS,
         "--data": BAD_DATA, "--epochs": INTEGERS, "--generations": INTEGERS,
+        # the other options the registered methods declare
+        "--population": INTEGERS, "--iterative-steps": INTEGERS, "--weight": NUMBERS,
+        "--threshold": NUMBERS, "--ramp-epochs": NUMBERS, "--penalty-ratio": NUMBERS,
+        "--mode": ["proximal", "subgradient", "x"], "--reconfigure-every": INTEGERS,
         "--limit": INTEGERS, "--finetune-epochs": INTEGERS, "--finetune-lr": NUMBERS,
         "--no-distill": None, "--refit": None,
     },
