@@ -24,8 +24,8 @@ import numpy as np
 
 import tfprune
 from benchmarks import protocol, results
-from tfprune.methods import search
 from tfprune.datasets import load
+from tfprune.methods import search
 
 # The seed paper's VGG claim: at most 1/8 of the params (and 1/3 of the MACs).
 CLAIM_PARAMS = 0.125
@@ -52,9 +52,10 @@ def selection(model_name, target, calib, test, limit, target_params=None,
     base, base_acc, _ = protocol.baseline(model_name, limit=limit)
     graph = tfprune.analyze(base)
     sens = search.sensitivity(base, calib, limit=512)
-    ga = search.GeneticChannelSearch(base, calib, target_macs=target,
-                                     target_params=target_params, sensitivity=sens,
-                                     population=32, generations=30, seed=seed)
+    ga = search.GeneticChannelSearch(base, calib,
+                                     tfprune.Budget(macs=target, params=target_params),
+                                     sensitivity=sens, population=32, generations=30,
+                                     seed=seed)
     start = time.perf_counter()
     ga_plan = ga.run()
     wall = time.perf_counter() - start
@@ -90,8 +91,8 @@ def fitness_cost(model_name, target, calib, test, sens, base):
     """Two-step fitness against the real loss for every candidate."""
     out = []
     for fitness in ("two_step", "real_loss"):
-        s = search.GeneticChannelSearch(base, calib, target_macs=target, sensitivity=sens,
-                                        population=16, generations=8, seed=0,
+        s = search.GeneticChannelSearch(base, calib, tfprune.Budget(macs=target),
+                                        sensitivity=sens, population=16, generations=8, seed=0,
                                         fitness=fitness, verbose=False)
         start = time.perf_counter()
         plan = s.run()

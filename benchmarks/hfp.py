@@ -39,7 +39,7 @@ def step_time_ratio(model_name, rounds=7, steps=20):
     base, _, _ = protocol.baseline(model_name)
     plain = keras.models.clone_model(base)
     plain.set_weights(base.get_weights())
-    gated = tfprune.methods.hfp.gate(base, target_macs=0.5)
+    gated = tfprune.methods.hfp.gate(base, tfprune.Budget(macs=0.5))
     x, y = (np.asarray(t) for t in next(iter(train)))
     times = {"plain": [], "gated": []}
     for model in (plain, gated):
@@ -61,7 +61,7 @@ def run(model_name, target, weight, limit=None):
     base, base_acc, _ = protocol.baseline(model_name, train, test, limit=limit)
     base_cost = tfprune.cost(base)
     start = time.perf_counter()
-    gated = tfprune.methods.hfp.gate(base, target_macs=target, weight=weight)
+    gated = tfprune.methods.hfp.gate(base, tfprune.Budget(macs=target), weight=weight)
     protocol.compile_for_training(gated, GATE_PEAK_LR, GATE_EPOCHS, int(train.cardinality()))
     gated.fit(train, epochs=GATE_EPOCHS, verbose=2,
               callbacks=[tfprune.methods.hfp.HolisticBudget()])

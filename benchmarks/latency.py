@@ -95,8 +95,8 @@ def _variants(model):
         for round_to in round_tos:
             for target in TARGETS:
                 try:
-                    plan = tfprune.prune(graph, "l1", target_macs=target, scope=scope,
-                                         round_to=round_to)
+                    plan = tfprune.prune(graph, tfprune.Budget(macs=target, round_to=round_to),
+                                         criterion="l1", scope=scope)
                 except tfprune.TargetUnreachableError as e:
                     # e.g. ResNet-20's 16-channel stage cannot go below 16.
                     print(f"  skip l1 {target} {scope} round_to={round_to}: {e}",

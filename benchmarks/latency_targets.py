@@ -103,17 +103,17 @@ def plans(graph, table, targets, macs_grid, variants):
     for t in targets:
         out.append(("l1+table", {"target_latency": t, "target_macs": None,
                                  "scope": "global", "round_to": "auto"},
-                    tfprune.prune(graph, "l1", target_latency=t, latency_table=table,
-                                  round_to="auto")))
+                    tfprune.prune(graph, tfprune.Budget(latency=t, table=table,
+                                                 round_to="auto"), criterion="l1")))
     out.append(("l1+table", {"target_latency": None, "target_macs": 0.5,
                              "scope": "global", "round_to": "auto"},
-                tfprune.prune(graph, "l1", target_macs=0.5, latency_table=table,
-                              round_to="auto")))
+                tfprune.prune(graph, tfprune.Budget(macs=0.5, table=table, round_to="auto"),
+                              criterion="l1")))
     for scope, round_to in variants:
         for m in macs_grid:
             try:
-                plan = tfprune.prune(graph, "l1", target_macs=m, scope=scope,
-                                     round_to=round_to)
+                plan = tfprune.prune(graph, tfprune.Budget(macs=m, round_to=round_to),
+                                     criterion="l1", scope=scope)
             except tfprune.TargetUnreachableError as e:
                 print(f"  skip l1 {m} {scope} round_to={round_to}: {e}", flush=True)
                 continue
@@ -216,9 +216,10 @@ def accuracy_part(name, threads, runs, table_runs, targets, macs_grid, dry):
     table, _ = table_for(name, base, threads, table_runs)
     rows = []
     for target in targets:
-        aware = tfprune.prune(graph, "l1", target_latency=target, latency_table=table,
-                              round_to="auto")
-        grid = [tfprune.prune(graph, "l1", target_macs=m) for m in macs_grid]
+        aware = tfprune.prune(graph, tfprune.Budget(latency=target, table=table,
+                                                    round_to="auto"), criterion="l1")
+        grid = [tfprune.prune(graph, tfprune.Budget(macs=m), criterion="l1")
+                for m in macs_grid]
         ms = _timed([base, tfprune.rebuild(base, aware)]
                     + [tfprune.rebuild(base, p) for p in grid], threads, runs)
         goal = ms[1] / ms[0]
@@ -229,7 +230,7 @@ def accuracy_part(name, threads, runs, table_runs, targets, macs_grid, dry):
             print(f"{name} {target}: plain l1 never runs at {goal:.3f} of the original "
                   f"on the grid {points}; skipped", flush=True)
             continue
-        plain = tfprune.prune(graph, "l1", target_macs=macs)
+        plain = tfprune.prune(graph, tfprune.Budget(macs=macs), criterion="l1")
         ms = _timed([base, tfprune.rebuild(base, aware), tfprune.rebuild(base, plain)],
                     threads, runs)
         for method, plan, t in (("l1+table@latency", aware, ms[1]),

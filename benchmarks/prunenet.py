@@ -51,12 +51,12 @@ def calibration(n=CALIBRATION, limit=None):
 def plans(base, calib, target):
     """method -> (plan, seconds to make it)."""
     out = {}
+    budget = tfprune.Budget(macs=target)
     for method, make in (
-            ("prunenet", lambda: tfprune.methods.prunenet.prune(
-                base, calib, target_macs=target, iterative_steps=ITERATIVE_STEPS,
-                verbose=0)),
-            ("l1", lambda: tfprune.prune(base, "l1", target_macs=target, scope="global")),
-            ("l1 uniform", lambda: tfprune.prune(base, "l1", target_macs=target,
+            ("prunenet", lambda: tfprune.methods.prunenet.plan(
+                base, budget, calib, iterative_steps=ITERATIVE_STEPS, verbose=0)),
+            ("l1", lambda: tfprune.prune(base, budget, criterion="l1", scope="global")),
+            ("l1 uniform", lambda: tfprune.prune(base, budget, criterion="l1",
                                                  scope="uniform"))):
         start = time.perf_counter()
         plan = make()
@@ -137,8 +137,9 @@ def claim_part(limit):
     small = protocol.MODELS["resnet20"]()
     target = tfprune.cost(small).macs  # absolute MACs of resnet20
     start = time.perf_counter()
-    plan = tfprune.methods.prunenet.prune(deep, calibration(limit=limit), target_macs=target,
-                                  iterative_steps=ITERATIVE_STEPS, verbose=0)
+    plan = tfprune.methods.prunenet.plan(deep, tfprune.Budget(macs=target),
+                                         calibration(limit=limit),
+                                         iterative_steps=ITERATIVE_STEPS, verbose=0)
     slim = tfprune.rebuild(deep, plan)
     before, before_bn = before_finetuning(slim, test,
                                           calibration(BN_SAMPLES, limit=limit)[0])

@@ -5,7 +5,7 @@ weight decay 5e-4, one-cycle peaking at 0.1, batch 128), then PruneTrain at
 each penalty ratio with the same optimiser, schedule and initial weights,
 back to back in the same process, and reports per row: final test accuracy,
 final params and MACs, training FLOPs (6 × MACs × samples per epoch, at the
-width trained that epoch; `tfprune.prunetrain`'s convention) and wall-clock
+width trained that epoch; `tfprune.methods.prunetrain`'s convention) and wall-clock
 training time, each as a ratio to the dense run of the same invocation.
 Times include everything PruneTrain does (reconfigurations, re-tracing the
 training step). Wall seconds compare only on an otherwise idle machine; the

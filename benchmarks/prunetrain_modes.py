@@ -53,13 +53,13 @@ def run(mode, ratio, epochs, train_images, batch_size, test_images):
     protocol.set_seed()
     model = protocol.MODELS["resnet20"]()
     dense = tfprune.cost(model)
-    pt = prunetrain.attach(model, penalty_ratio=ratio, mode=mode)
+    pt = prunetrain.wrap(model, penalty_ratio=ratio, mode=mode)
     pt.compile(protocol.optimizer(protocol.BASELINE_PEAK_LR, epochs, steps),
                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                metrics=["accuracy"])
     dead = _Dead()
     history = pt.fit(train, epochs=epochs, verbose=0, shuffle=False,
-                     callbacks=[dead, tfprune.methods.prunetrain.Reconfigure(every=1)])
+                     callbacks=[dead, prunetrain.Reconfigure(every=1)])
     h = history.history
     seen = pt.run.samples
     dense_flops = prunetrain.FLOPS_PER_MAC * prunetrain.PASSES_PER_SAMPLE * dense.macs

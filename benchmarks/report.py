@@ -298,8 +298,9 @@ SECTIONS = (
          "macs_ratio", "quotient", "original_ms", "ms", "machine"),
         "Written by `python -m benchmarks.latency_targets` (random weights, "
         "224x224 for MobileNetV2 and ResNet-50). `l1+table`: `tfprune.prune(..., "
-        "latency_table=table, round_to=\"auto\")` with `target_latency` (a fraction "
-        "of the table's predicted original latency) or `target_macs`; `l1`: plain "
+        "tfprune.Budget(..., table=table, round_to=\"auto\"), criterion=\"l1\")` "
+        "with a latency target, `target_latency` (a fraction of the table's "
+        "predicted original latency), or a MACs target, `target_macs`; `l1`: plain "
         "L1 on a grid of MACs targets. All models of one model family are exported "
         "as float32 and timed in one process, interleaved; `latency_ratio` is the "
         "measured median against the original's, `predicted_ratio` the table's, "
@@ -342,7 +343,7 @@ SECTIONS += (
          "acc_before_finetune", "test_acc", "baseline_acc", "budget_error", "epochs",
          "wall_s", "machine"),
         "Written by `python -m benchmarks.smof --parts accuracy`. `smof` / "
-        "`smof+kd`: `tfprune.smof` on the cached baseline (kernel-ring masks and "
+        "`smof+kd`: `tfprune.methods.smof` on the cached baseline (kernel-ring masks and "
         "channel gates trained with the MACs budget loss, `SMOFSchedule`), "
         "planned, rebuilt and fine-tuned for the protocol's epochs without / with "
         "distillation from the baseline; `l1+kd`: global l1 channel pruning with "

@@ -43,8 +43,8 @@ def run(model_name, method, target_macs=None, scope="global", round_to=1,
         if criterion == "unpruned":  # the control: only the fine-tuning epochs
             plan, target_macs, scope, round_to = tfprune.analyze(base).plan(), 1.0, None, None
         else:
-            plan = tfprune.prune(base, criterion=criterion, target_macs=target_macs,
-                                 scope=scope, round_to=round_to)
+            budget = tfprune.Budget(macs=target_macs, round_to=round_to)
+            plan = tfprune.get_method(criterion).plan(base, budget, scope=scope)
         slim = tfprune.rebuild(base, plan)
         pruned_acc = protocol.accuracy(slim, test_ds)
         protocol.finetune(slim, base, train_ds, test_ds, distill, finetune_epochs)

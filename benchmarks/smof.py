@@ -13,12 +13,12 @@ Latency (`--parts latency`, the default). For each model and MACs target,
 two plans are made with no training (the latency of a plan depends on its
 shapes, not on its weights):
 
-- `l1`: channel-only, `tfprune.prune(..., "l1")` (global ranking).
+- `l1`: channel-only, `tfprune.prune(..., criterion="l1")` (global ranking).
 - `smof-kernels`: SMOF's structure without its training: kernels shrunk
   by one ring at a time (the ring with the smallest share of its kernel's
   L1 norm first) while the MACs stay above the target, then channels
   (`l1`) removed until the plan, with those kernel sizes, meets the target.
-  A trained `tfprune.smof` model makes its own choice; this part asks only
+  A trained `tfprune.methods.smof` model makes its own choice; this part asks only
   whether smaller kernels run faster per MAC than thinner layers.
 
 Both are exported (float32 and/or full int8) and timed with the original,
@@ -30,7 +30,7 @@ run) and their quotient (below 1: the time fell more than the MACs). The
 else random weights; MobileNetV2 (224x224x3) has random weights.
 
 Accuracy (`--parts accuracy`), under the benchmark protocol: for each model
-and target, `tfprune.methods.smof.attach` on the cached baseline, the masks trained
+and target, `tfprune.methods.smof.mask` on the cached baseline, the masks trained
 for `--mask-epochs` with `SMOFSchedule` (as `benchmarks.hfp` trains HFP's
 gates), plan, rebuild, then the protocol's fine-tuning without (`smof`) and
 with distillation from the baseline (`smof+kd`); and `l1+kd` (global l1,
@@ -102,7 +102,7 @@ def kernel_plan(model, target_macs):
     for _ in range(20):
         mid = (lo + hi) / 2
         try:
-            channels = tfprune.prune(graph, "l1", target_macs=mid)
+            channels = tfprune.prune(graph, tfprune.Budget(macs=mid), criterion="l1")
         except tfprune.TargetUnreachableError:
             lo = mid
             continue
@@ -136,7 +136,7 @@ def latency_rows(name, targets, quantizations, threads, runs):
     variants = [("original", None, model)]
     for target in targets:
         graph = tfprune.analyze(model)
-        l1 = tfprune.prune(graph, "l1", target_macs=target)
+        l1 = tfprune.prune(graph, tfprune.Budget(macs=target), criterion="l1")
         variants.append(("l1", target, tfprune.rebuild(model, l1)))
         smof = kernel_plan(model, target)
         print(f"{name} {target}: kernels {smof.kernels}", flush=True)
@@ -197,7 +197,7 @@ def accuracy_rows(model_name, target, methods=METHODS, mask_epochs=MASK_EPOCHS,
     smof_methods = [m for m in ("smof", "smof+kd") if m in methods]
     if smof_methods:
         start = time.perf_counter()
-        masked = tfprune.methods.smof.mask(base, target_macs=target, weight=weight)
+        masked = tfprune.methods.smof.mask(base, tfprune.Budget(macs=target), weight=weight)
         protocol.compile_for_training(masked, MASK_PEAK_LR, mask_epochs,
                                       int(train.cardinality()))
         masked.fit(train, epochs=mask_epochs, verbose=2,
@@ -216,7 +216,7 @@ def accuracy_rows(model_name, target, methods=METHODS, mask_epochs=MASK_EPOCHS,
                 kernels_shrunk=len(plan.kernels)))
     if "l1+kd" in methods:
         start = time.perf_counter()
-        plan = tfprune.prune(base, "l1", target_macs=target, scope="global")
+        plan = tfprune.prune(base, tfprune.Budget(macs=target), criterion="l1", scope="global")
         slim = tfprune.rebuild(base, plan)
         before = protocol.accuracy(slim, test)
         acc = protocol.finetune(slim, base, train, test, True, finetune_epochs)

@@ -23,7 +23,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         graph = tfprune.analyze(model)
         t1 = time.perf_counter()
-        plan = tfprune.prune(graph, "l1", target_macs=0.5)
+        plan = tfprune.prune(graph, tfprune.Budget(macs=0.5), criterion="l1")
         t2 = time.perf_counter()
         tfprune.rebuild(model, plan)
         t3 = time.perf_counter()

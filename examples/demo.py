@@ -26,6 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tfprune  # noqa: E402
+import tfprune.comparison  # noqa: E402
 from benchmarks import protocol  # noqa: E402
 from tflite_export import convert  # noqa: E402
 from tflite_export.report import profile_pair  # noqa: E402
@@ -63,7 +64,7 @@ def main():
     graph = tfprune.analyze(model)
     print(f"Analysed: {len(graph.groups)} channel groups, "
           f"{len(graph.prunable_groups)} prunable, {len(graph.barriers)} barriers.")
-    plan = tfprune.prune(graph, target_macs=TARGET_MACS)  # group_l1
+    plan = tfprune.prune(graph, tfprune.Budget(macs=TARGET_MACS))  # group_l1
     pruned_acc = _accuracy(tfprune.rebuild(model, plan), test, f"the model pruned to "
                            f"{TARGET_MACS:.0%} of the MACs by group L1 norm")
     print(f"Re-fitting the layers that read pruned channels on {CALIBRATION} "
@@ -92,9 +93,9 @@ def main():
         convert(m, path, verification_data=x_check)
         paths.append(path)
     print("Timing both with LiteRT (1 thread) and profiling them per op type...")
-    result = tfprune.report(model, slim, os.path.join(OUT_DIR, "report"), tflite=paths,
-                            profiler=profile_pair, threads=1, runs=100,
-                            names=("resnet20", "resnet20 pruned"))
+    result = tfprune.comparison.report(model, slim, os.path.join(OUT_DIR, "report"),
+                                       tflite=paths, profiler=profile_pair, threads=1,
+                                       runs=100, names=("resnet20", "resnet20 pruned"))
 
     s, t = result.summary, result.summary["tflite"]
     o, p = s["original"], s["slim"]

@@ -77,7 +77,7 @@ def loss():
 
 def run_hfp():
     model = build_model()
-    gated = tfprune.methods.hfp.gate(model, target_macs=0.5, weight=5.0)
+    gated = tfprune.methods.hfp.gate(model, tfprune.Budget(macs=0.5), weight=5.0)
     gated.compile(keras.optimizers.SGD(0.05, momentum=0.9), loss())
     history = gated.fit(data(), epochs=2, verbose=0,
                         callbacks=[tfprune.methods.hfp.HolisticBudget(ramp_epochs=1)])

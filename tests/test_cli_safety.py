@@ -21,8 +21,7 @@ import numpy as np
 import pytest
 
 import tfprune
-from tfprune import cli
-from tfprune import fileio
+from tfprune import cli, fileio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION = os.path.isdir("/usr/share/datasets/fashion-mnist")
@@ -280,11 +279,13 @@ def test_bad_targets_in_the_api(value):
         tfprune.prune(model, target_macs=value)
     with pytest.raises(ValueError, match="finite fraction"):
         tfprune.prune(model, target_params=value)
-    from tfprune.ranking.budget import resolve_target
-
-    with pytest.raises(ValueError, match="target_macs"):
-        resolve_target(value, 100.0, "target_macs")
-    assert resolve_target(np.float32(0.5), 100.0, "t") == 50.0
+    for target in ("macs", "params"):  # the Budget every method takes refuses it too
+        with pytest.raises(ValueError, match=f"{target} must be a finite fraction"):
+            tfprune.Budget(**{target: value})
+    graph = tfprune.analyze(model)
+    budget = tfprune.Budget(macs=np.float32(0.5), params=np.float32(0.25))
+    assert budget.resolve(graph) == {"macs": 0.5 * tfprune.cost(graph).macs,
+                                     "params": 0.25 * tfprune.cost(graph).params}
 
 
 # 5. NaN or infinite weights.
@@ -318,11 +319,11 @@ def test_non_finite_scores_never_reach_the_ranking():
     gid = graph.prunable_groups[0].id
     scores[gid] = scores[gid].copy()
     scores[gid][0] = np.nan
-    from tfprune.ranking.budget import fit_plan
+    from tfprune.ranking.fit import fit_plan
 
     for scope in ("global", "uniform"):
         with pytest.raises(tfprune.NonFiniteWeightsError, match=f"group {gid}"):
-            fit_plan(graph, scores, target_macs=0.5, scope=scope)
+            fit_plan(graph, scores, tfprune.Budget(macs=0.5), scope=scope)
 
 
 def test_nan_model_is_refused_by_the_cli(tmp_path):
@@ -569,13 +570,16 @@ def test_corrupt_keras_file_through_the_entry_point(tmp_path):
 
 # Issue 10 item 5: consistent words, one error hierarchy.
 
-def test_prune_method_keyword_is_deprecated():
+def test_prune_takes_the_criterion_by_keyword_only():
     model = tiny_model()
-    with pytest.warns(DeprecationWarning, match="criterion"):
-        old = tfprune.prune(model, method="l2", target_macs=0.5)
-    new = tfprune.prune(model, criterion="l2", target_macs=0.5)
-    assert {k: v.tolist() for k, v in old.keep.items()} == \
-        {k: v.tolist() for k, v in new.keep.items()}
+    with pytest.raises(TypeError, match="method"):  # the old keyword is gone
+        tfprune.prune(model, method="l2", target_macs=0.5)
+    with pytest.raises(ValueError, match="expected a tfprune.Budget"):
+        tfprune.prune(model, "l2", target_macs=0.5)  # the second argument is the budget
+    keywords = tfprune.prune(model, criterion="l2", target_macs=0.5)
+    budget = tfprune.prune(model, tfprune.Budget(macs=0.5), criterion="l2")
+    assert {k: v.tolist() for k, v in keywords.keep.items()} == \
+        {k: v.tolist() for k, v in budget.keep.items()}
 
 
 def test_dataset_error_is_a_tfprune_error():

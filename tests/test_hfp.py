@@ -41,7 +41,7 @@ def test_channel_gate_layer_round_trips(tmp_path):
 
 
 def test_attach_shares_gates_across_residual_branches(resnet):
-    gated = tfprune.methods.hfp.gate(resnet, target_macs=0.5)
+    gated = tfprune.methods.hfp.gate(resnet, tfprune.Budget(macs=0.5))
     assert not any(isinstance(l, ChannelGate) for l in resnet.layers)  # untouched
     x, _ = _data(4)
     assert_close(resnet(x), gated(x))  # gates start at 1
@@ -57,7 +57,7 @@ def test_attach_shares_gates_across_residual_branches(resnet):
 
 
 def test_budget_is_met_and_logged(resnet, tmp_path):
-    gated = tfprune.methods.hfp.gate(resnet, target_macs=0.5, weight=5.0)
+    gated = tfprune.methods.hfp.gate(resnet, tfprune.Budget(macs=0.5), weight=5.0)
     gated.compile(keras.optimizers.SGD(0.1, momentum=0.9), LOSS, metrics=["accuracy"])
     x, y = _data(128)
     csv = tmp_path / "log.csv"
@@ -87,7 +87,7 @@ def test_budget_is_met_and_logged(resnet, tmp_path):
 
 
 def test_budget_ramps_to_the_target_and_groups_keep_a_channel(resnet):
-    gated = tfprune.methods.hfp.gate(resnet, target_macs=0.2, weight=50.0)
+    gated = tfprune.methods.hfp.gate(resnet, tfprune.Budget(macs=0.2), weight=50.0)
     gated.compile(keras.optimizers.SGD(0.5, momentum=0.9), LOSS)
     x, y = _data(64)
     progress = []
@@ -105,7 +105,7 @@ def test_budget_ramps_to_the_target_and_groups_keep_a_channel(resnet):
 
 
 def test_params_target_and_gated_model_saves(resnet, tmp_path):
-    gated = tfprune.methods.hfp.gate(resnet, target_params=0.6)
+    gated = tfprune.methods.hfp.gate(resnet, tfprune.Budget(params=0.6))
     path = tmp_path / "gated.keras"
     gated.save(path)
     loaded = keras.saving.load_model(path)
@@ -118,14 +118,17 @@ def test_params_target_and_gated_model_saves(resnet, tmp_path):
 
 
 def test_attach_errors(resnet):
-    with pytest.raises(ValueError, match="target"):
-        tfprune.methods.hfp.gate(resnet)
-    gated = tfprune.methods.hfp.gate(resnet, target_macs=0.5)
+    with pytest.raises(ValueError, match="a Budget needs macs="):
+        tfprune.methods.hfp.gate(resnet, tfprune.Budget())
+    with pytest.raises(ValueError, match="expected a tfprune.Budget"):
+        tfprune.methods.hfp.gate(resnet, 0.5)  # a bare target is no Budget
+    gated = tfprune.methods.hfp.gate(resnet, tfprune.Budget(macs=0.5))
     with pytest.raises(tfprune.TfpruneError, match="already"):
-        tfprune.methods.hfp.gate(gated, target_macs=0.5)
+        tfprune.methods.hfp.gate(gated, tfprune.Budget(macs=0.5))
     inputs = keras.Input((4,))
     with pytest.raises(tfprune.TfpruneError, match="no channel group"):
-        tfprune.methods.hfp.gate(keras.Model(inputs, layers.Dense(2)(inputs)), target_macs=0.5)
+        tfprune.methods.hfp.gate(keras.Model(inputs, layers.Dense(2)(inputs)),
+                                 tfprune.Budget(macs=0.5))
 
 
 def test_budget_callback_needs_a_gated_model():
@@ -194,7 +197,7 @@ with strategy.scope():
     model = zoo.resnet20(input_shape=(8, 8, 1), classes=3)
     # 10: before the budget term was divided among the replicas, 5.0 on two
     # replicas counted twice.
-    gated = tfprune.methods.hfp.gate(model, target_macs=0.5, weight=10.0)
+    gated = tfprune.methods.hfp.gate(model, tfprune.Budget(macs=0.5), weight=10.0)
     gated.compile(keras.optimizers.SGD(0.1, momentum=0.9), keras.losses.SparseCategoricalCrossentropy(
         from_logits=True), metrics=["accuracy"])
 x = np.random.default_rng(0).normal(size=(64, 8, 8, 1)).astype("float32")
@@ -229,7 +232,7 @@ def test_under_mirrored_strategy_with_two_cpus(tmp_path):
 
 def test_pruning_after_fit_changes_nothing(resnet, fade_epochs=0.5):
     """After gate training the gated model *is* the pruned one."""
-    gated = tfprune.methods.hfp.gate(resnet, target_macs=0.5)
+    gated = tfprune.methods.hfp.gate(resnet, tfprune.Budget(macs=0.5))
     gated.compile(keras.optimizers.SGD(0.1, momentum=0.9), LOSS, metrics=["accuracy"])
     x, y = _data(128)
     budget = tfprune.methods.hfp.HolisticBudget(ramp_epochs=1, fade_epochs=fade_epochs)
@@ -267,14 +270,15 @@ def test_pruning_after_fit_changes_nothing(resnet, fade_epochs=0.5):
 
 
 def test_harden_by_hand_and_gate_without_mask_loads(resnet):
-    gated = tfprune.methods.hfp.gate(resnet, target_macs=0.6)
+    gated = tfprune.methods.hfp.gate(resnet, tfprune.Budget(macs=0.6))
     rng = np.random.default_rng(0)
     for layer in gated.layers:
         if isinstance(layer, ChannelGate):
             layer.gate.assign(rng.uniform(0.0, 1.0, layer.gate.shape).astype("float32"))
     keep = tfprune.methods.hfp.choose(gated)
     x, _ = _data(8)
-    zeroed = tfprune.core.rebuild.zero_out(tfprune.methods.hfp.fold_gates(gated), tfprune.methods.hfp.plan(gated))
+    zeroed = tfprune.core.rebuild.zero_out(tfprune.methods.hfp.fold_gates(gated),
+                                           tfprune.methods.hfp.plan(gated))
     tfprune.methods.hfp.harden(gated, keep)
     assert gated.hardened and float(gated.budget.loss()) == 0.0
     assert_close(zeroed(x, training=False), gated(x, training=False), rtol=1e-5)

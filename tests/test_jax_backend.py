@@ -41,7 +41,7 @@ reference = keras.ops.convert_to_numpy(tfprune.core.rebuild.zero_out(model, plan
 np.testing.assert_allclose(keras.ops.convert_to_numpy(slim(x[:8])), reference, atol=1e-4)
 assert tfprune.cost(slim).macs <= 0.5 * tfprune.cost(model).macs
 
-gated = tfprune.methods.hfp.gate(model, target_macs=0.5, weight=10.0)
+gated = tfprune.methods.hfp.gate(model, tfprune.Budget(macs=0.5), weight=10.0)
 gated.compile(keras.optimizers.SGD(0.05, momentum=0.9),
               keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 history = gated.fit(x, y, epochs=6, batch_size=16, verbose=0,
@@ -102,7 +102,7 @@ def test_gates_train_on_this_backend():
     """HFP's budget loss and gates under this process's backend (JAX in the second pass)."""
     keras.utils.set_random_seed(0)
     model = _tiny()
-    gated = tfprune.methods.hfp.gate(model, target_params=0.6)
+    gated = tfprune.methods.hfp.gate(model, tfprune.Budget(params=0.6))
     gated.compile(keras.optimizers.SGD(0.1),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = np.random.default_rng(0).normal(size=(32, 8, 8, 1)).astype("float32")

@@ -95,7 +95,7 @@ def _widths_prediction(table, original, slim):
 
 def test_soft_budget_latency_is_the_tables_prediction(model, table):
     assert table.interactions  # c3 sits between two pruned groups
-    gated = tfprune.methods.hfp.gate(model, target_latency=0.5, latency_table=table)
+    gated = tfprune.methods.hfp.gate(model, tfprune.Budget(latency=0.5, table=table))
     assert gated.target_latency == pytest.approx(0.5 * table.base_ms)
     assert gated.budget_latency() == pytest.approx(table.base_ms, rel=1e-12)
     graph = tfprune.analyze(model)
@@ -118,7 +118,7 @@ def test_soft_budget_latency_on_random_cnns(net, seed):
     graph = tfprune.analyze(net)
     table = LatencyTable.measure(graph, timer=macs_timer, verbose=0)
     try:
-        gated = tfprune.methods.hfp.gate(net, target_latency=0.7, latency_table=table)
+        gated = tfprune.methods.hfp.gate(net, tfprune.Budget(latency=0.7, table=table))
     except tfprune.TfpruneError:  # nothing gateable in this architecture
         return
     _set_gates(gated, np.random.default_rng(seed))
@@ -129,7 +129,7 @@ def test_soft_budget_latency_on_random_cnns(net, seed):
 def test_latency_gradient_reaches_the_gates_and_lowers_latency(model, table):
     import tensorflow as tf
 
-    gated = tfprune.methods.hfp.gate(model, target_latency=0.5, latency_table=table)
+    gated = tfprune.methods.hfp.gate(model, tfprune.Budget(latency=0.5, table=table))
     # gates near the threshold (0.05), so a small step changes the counts
     _set_gates(gated, np.random.default_rng(1), 0.04, 0.2)
     gates = [layer.gate for layer in tfprune.methods.hfp._gate_layers(gated).values()]
@@ -152,8 +152,8 @@ def test_fit_meets_the_latency_target():
     keras.utils.set_random_seed(0)
     model = small(widths=(128, 256, 128))
     table = LatencyTable.measure(model, timer=macs_timer, verbose=0)
-    gated = tfprune.methods.hfp.gate(model, target_latency=0.5, latency_table=table,
-                               weight=5.0)
+    gated = tfprune.methods.hfp.gate(model, tfprune.Budget(latency=0.5, table=table),
+                                     weight=5.0)
     gated.compile(keras.optimizers.SGD(0.1, momentum=0.9), LOSS)
     x, y = _data()
     history = gated.fit(x, y, epochs=3, batch_size=32, verbose=0,
@@ -178,17 +178,18 @@ def test_fit_meets_the_latency_target():
     slim = tfprune.rebuild(gated, plan)
     assert _widths_prediction(table, model, slim) == pytest.approx(predicted, rel=1e-9)
     # a new latency target, planned from the factors
-    tighter = tfprune.methods.hfp.plan(gated, target_latency=0.3)
+    tighter = tfprune.methods.hfp.plan(gated, tfprune.Budget(latency=0.3, table=table))
     assert table.matched_to(tighter.graph).predict(tighter) <= 0.3 * table.base_ms
-    auto = tfprune.methods.hfp.plan(gated, target_latency=0.5, round_to="auto")
+    auto = tfprune.methods.hfp.plan(
+        gated, tfprune.Budget(latency=0.5, table=table, round_to="auto"))
     for group in auto.graph.prunable_groups:
         assert len(auto.keep[group.id]) in table.matched_to(auto.graph).steps(group.id)
 
 
 def test_latency_targeted_gated_model_round_trips(model, table, tmp_path):
     target = round(0.9 * table.base_ms, 3)  # milliseconds, given as "...ms"
-    gated = tfprune.methods.hfp.gate(model, target_latency=f"{target}ms", target_macs=0.8,
-                               latency_table=table)
+    gated = tfprune.methods.hfp.gate(
+        model, tfprune.Budget(latency=f"{target}ms", macs=0.8, table=table))
     assert gated.target_latency == target
     _set_gates(gated, np.random.default_rng(2), 0.0, 0.5)
     path = tmp_path / "gated.keras"
@@ -209,16 +210,16 @@ def test_latency_targeted_gated_model_round_trips(model, table, tmp_path):
 
 
 def test_attach_checks_the_table(model, table):
-    with pytest.raises(ValueError, match="latency_table"):
-        tfprune.methods.hfp.gate(model, target_latency=0.5)
+    with pytest.raises(ValueError, match="a latency target needs table="):
+        tfprune.methods.hfp.gate(model, tfprune.Budget(latency=0.5))
     other = small(name="other")
     with pytest.raises(LatencyTableMismatchError, match="another model"):
-        tfprune.methods.hfp.gate(other, target_latency=0.5, latency_table=table)
+        tfprune.methods.hfp.gate(other, tfprune.Budget(latency=0.5, table=table))
     with pytest.raises(LatencyTableMismatchError, match="has 16 channels"):
         table.matched_to(small(widths=(16, 48, 48)))
     # a table given alone: no latency target, but latency is logged and
     # round_to="auto" works
-    gated = tfprune.methods.hfp.gate(model, target_macs=0.6, latency_table=table)
+    gated = tfprune.methods.hfp.gate(model, tfprune.Budget(macs=0.6, table=table))
     assert gated.target_latency is None and gated.budget_latency() == table.base_ms
 
 
@@ -236,33 +237,33 @@ def test_allocate_meets_a_latency_target(model, table):
     graph = tfprune.analyze(model)
     sens = _linear_sensitivity(graph)
     for target in (0.6, 0.4):
-        counts = allocate(graph, sens, target_latency=target, latency_table=table)
+        counts = allocate(graph, sens, tfprune.Budget(latency=target, table=table))
         plan = graph.plan({gid: range(n) for gid, n in counts.items()})
         assert table.predict(plan) <= target * table.base_ms
-    both = allocate(graph, sens, target_latency=0.6, target_params=0.5, latency_table=table)
+    both = allocate(graph, sens, tfprune.Budget(latency=0.6, params=0.5, table=table))
     plan = graph.plan({gid: range(n) for gid, n in both.items()})
     assert table.predict(plan) <= 0.6 * table.base_ms
     assert tfprune.cost(graph, plan).params <= 0.5 * tfprune.cost(graph).params
-    auto = allocate(graph, sens, target_latency=0.6, latency_table=table, round_to="auto")
+    auto = allocate(graph, sens, tfprune.Budget(latency=0.6, table=table, round_to="auto"))
     assert all(n in table.steps(gid) for gid, n in auto.items())
     plan = graph.plan({gid: range(n) for gid, n in auto.items()})
     assert table.predict(plan) <= 0.6 * table.base_ms
-    with pytest.raises(ValueError, match="latency_table"):
-        allocate(graph, sens, target_latency=0.5)
-    with pytest.raises(ValueError, match="latency_table"):
-        allocate(graph, sens, target_macs=0.5, round_to="auto")
+    with pytest.raises(ValueError, match="a latency target needs table="):
+        allocate(graph, sens, tfprune.Budget(latency=0.5))
+    with pytest.raises(ValueError, match="round_to='auto' reads the widths .* pass table="):
+        allocate(graph, sens, tfprune.Budget(macs=0.5, round_to="auto"))
 
 
 def test_genetic_search_meets_a_latency_target(model, table):
     x, y = _data(64)
     search = tfprune.methods.search.GeneticChannelSearch(
-        model, (x, y), target_latency=0.6, latency_table=table, population=4,
+        model, (x, y), tfprune.Budget(latency=0.6, table=table), population=4,
         generations=2, positions=64, verbose=False)
     plan = search.run()
     assert table.predict(plan) <= 0.6 * table.base_ms
     assert any(len(plan.keep[g.id]) < g.size for g in plan.graph.prunable_groups)
-    with pytest.raises(ValueError, match="latency_table"):
-        tfprune.methods.search.GeneticChannelSearch(model, (x, y), target_latency=0.6)
+    with pytest.raises(ValueError, match="a latency target needs table="):
+        tfprune.methods.search.GeneticChannelSearch(model, (x, y), tfprune.Budget(latency=0.6))
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,8 @@ def test_params_target_and_absolute_counts(resnet):
     base = tfprune.cost(resnet)
     plan = tfprune.prune(resnet, target_params=0.5)
     assert tfprune.cost(resnet, plan).params <= 0.5 * base.params
+    again = tfprune.prune(resnet, tfprune.Budget(params=0.5))  # the same budget, as a value
+    assert again.to_json() == plan.to_json()
     plan = tfprune.prune(resnet, target_macs=int(base.macs * 0.6))
     assert tfprune.cost(resnet, plan).macs <= 0.6 * base.macs
 
@@ -48,7 +50,7 @@ def test_l1_keeps_the_largest_filters():
     model = keras.Model(inputs, outputs)
     model.get_layer("c").kernel.assign(
         np.array([[[[1.0, 5.0, 0.1, 3.0], [1.0, 5.0, 0.1, 3.0]]]], "float32"))
-    plan = tfprune.prune(model, "l1", target_macs=0.5, scope="uniform")
+    plan = tfprune.prune(model, criterion="l1", target_macs=0.5, scope="uniform")
     np.testing.assert_array_equal(plan.keep[tfprune.analyze(model).group_of("c").id], [1, 3])
 
 
@@ -93,9 +95,10 @@ def test_group_l1_drops_the_channel_no_layer_reads():
     reads = np.array([0.0, 2.0, 1.0, 3.0], "float32")
     model.get_layer("out").kernel.assign(np.tile(reads[:, None], (1, 2))[None, None])
     group = tfprune.analyze(model).group_of("c").id
-    assert list(tfprune.prune(model, "l1", target_macs=0.75, scope="uniform")
+    assert list(tfprune.prune(model, criterion="l1", target_macs=0.75, scope="uniform")
                 .keep[group]) == [0, 1, 2]
-    assert list(tfprune.prune(model, "group_l1", target_macs=0.75, scope="uniform")
+    assert list(tfprune.prune(model, criterion="group_l1", target_macs=0.75,
+                              scope="uniform")
                 .keep[group]) == [1, 2, 3]
 
 
@@ -116,13 +119,17 @@ def test_group_magnitude_follows_a_channel_permutation():
 def test_unreachable_and_bad_arguments(resnet):
     with pytest.raises(tfprune.TargetUnreachableError, match="larger target"):
         tfprune.prune(resnet, target_macs=1e-4)
-    with pytest.raises(ValueError, match="target_macs or target_params"):
+    with pytest.raises(ValueError, match="a Budget needs macs="):
         tfprune.prune(resnet)
+    with pytest.raises(ValueError, match="expected a tfprune.Budget"):
+        tfprune.prune(resnet, "l1", target_macs=0.5)  # criterion is keyword-only
+    with pytest.raises(ValueError, match="not both"):
+        tfprune.prune(resnet, tfprune.Budget(macs=0.5), target_macs=0.5)
     with pytest.raises(ValueError, match="unknown criterion"):
         tfprune.prune(resnet, criterion="magic", target_macs=0.5)
     with pytest.raises(ValueError, match="scope"):
         tfprune.prune(resnet, target_macs=0.5, scope="local")
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="macs must be a finite fraction .* positive"):
         tfprune.prune(resnet, target_macs=-1)
 
 

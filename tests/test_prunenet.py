@@ -1,5 +1,7 @@
 """PruneNet: global, loss-based channel importance and plans from it."""
 
+import types
+
 import keras
 import numpy as np
 import pytest
@@ -49,8 +51,9 @@ def test_scores_are_deterministic_and_seeded():
     for gid in a:
         np.testing.assert_array_equal(a[gid], b[gid])
     assert any(not np.allclose(a[gid], c[gid]) for gid in a)  # other samples
-    plans = [tfprune.methods.prunenet.prune(model, data, target_macs=0.5, num_samples=64,
-                                    seed=3, verbose=0) for _ in range(2)]
+    plans = [tfprune.methods.prunenet.plan(model, tfprune.Budget(macs=0.5), data,
+                                           num_samples=64, seed=3, verbose=0)
+             for _ in range(2)]
     assert plans[0].to_json() == plans[1].to_json()
 
 
@@ -93,7 +96,8 @@ def test_a_channel_nobody_reads_scores_lowest_and_goes_first():
     np.testing.assert_allclose(tfprune.core.rebuild.zero_out(model, plan)(data[0]), model(data[0]),
                                rtol=1e-5, atol=1e-6)
     for target in (0.97, 0.9):
-        plan = tfprune.methods.prunenet.prune(model, data, target_macs=target, verbose=0)
+        plan = tfprune.methods.prunenet.plan(model, tfprune.Budget(macs=target), data,
+                                             verbose=0)
         assert 2 not in plan.keep[group.id]
 
 
@@ -121,8 +125,9 @@ def test_scores_follow_a_permutation_of_the_channels():
     gid = graph.group_of("conv1").id
     np.testing.assert_allclose(s2[gid], s[gid][perm], rtol=1e-4)
     for target in (0.8, 0.6, 0.4):
-        plan = tfprune.methods.prunenet.prune(model, data, target_macs=target, verbose=0)
-        plan2 = tfprune.methods.prunenet.prune(other, data, target_macs=target, verbose=0)
+        budget = tfprune.Budget(macs=target)
+        plan = tfprune.methods.prunenet.plan(model, budget, data, verbose=0)
+        plan2 = tfprune.methods.prunenet.plan(other, budget, data, verbose=0)
         assert sorted(perm[plan2.keep[gid]]) == sorted(plan.keep[gid].tolist())
         assert plan2.widths() == plan.widths()
         assert tfprune.cost(graph2, plan2).macs == tfprune.cost(graph, plan).macs
@@ -134,8 +139,9 @@ def test_scores_follow_a_permutation_of_the_channels():
 def test_targets_are_met_as_with_prune(resnet, target, round_to, steps):
     data = calibration(32, size=12)
     graph = tfprune.analyze(resnet)
-    plan = tfprune.methods.prunenet.prune(graph, data, target_macs=target, round_to=round_to,
-                                  iterative_steps=steps, num_samples=32, verbose=0)
+    plan = tfprune.methods.prunenet.plan(graph, tfprune.Budget(macs=target, round_to=round_to),
+                                         data, iterative_steps=steps, num_samples=32,
+                                         verbose=0)
     base, after = tfprune.cost(graph), tfprune.cost(graph, plan)
     assert after.macs <= target * base.macs
     if round_to == 1:
@@ -150,19 +156,20 @@ def test_targets_are_met_as_with_prune(resnet, target, round_to, steps):
 def test_params_target_and_counts(resnet):
     data = calibration(32, size=12)
     base = tfprune.cost(resnet)
-    plan = tfprune.methods.prunenet.prune(resnet, data, target_params=0.5, num_samples=32,
-                                  verbose=0)
+    plan = tfprune.methods.prunenet.plan(resnet, tfprune.Budget(params=0.5), data,
+                                         num_samples=32, verbose=0)
     assert tfprune.cost(resnet, plan).params <= 0.5 * base.params
     count = int(0.6 * base.macs)
-    plan = tfprune.methods.prunenet.prune(resnet, data, target_macs=count, num_samples=32,
-                                  verbose=0)
+    plan = tfprune.methods.prunenet.plan(resnet, tfprune.Budget(macs=count), data,
+                                         num_samples=32, verbose=0)
     assert count * 0.97 <= tfprune.cost(resnet, plan).macs <= count
 
 
 def test_the_model_is_not_modified():
     model, data = chain(), calibration()
     before = [w.copy() for w in model.get_weights()]
-    tfprune.methods.prunenet.prune(model, data, target_macs=0.5, iterative_steps=2, verbose=0)
+    tfprune.methods.prunenet.plan(model, tfprune.Budget(macs=0.5), data, iterative_steps=2,
+                                  verbose=0)
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -173,16 +180,24 @@ def test_bad_input_gives_clear_errors():
     with pytest.raises(ValueError, match="empty"):
         tfprune.methods.prunenet.scores(model, empty, verbose=0)
     with pytest.raises(ValueError, match="empty"):
-        tfprune.methods.prunenet.prune(model, [], target_macs=0.5, verbose=0)
+        tfprune.methods.prunenet.plan(model, tfprune.Budget(macs=0.5), [], verbose=0)
     data = calibration()
     with pytest.raises(tfprune.TargetUnreachableError, match="target cannot be met"):
-        tfprune.methods.prunenet.prune(model, data, target_macs=0.001, verbose=0)
-    with pytest.raises(ValueError, match="target_macs or target_params"):
-        tfprune.methods.prunenet.prune(model, data, verbose=0)
+        tfprune.methods.prunenet.plan(model, tfprune.Budget(macs=0.001), data, verbose=0)
     with pytest.raises(ValueError, match="iterative_steps"):
-        tfprune.methods.prunenet.prune(model, data, target_macs=0.5, iterative_steps=0)
+        tfprune.methods.prunenet.plan(model, tfprune.Budget(macs=0.5), data,
+                                      iterative_steps=0)
     with pytest.raises(ValueError, match="num_samples"):
         tfprune.methods.prunenet.scores(model, data, num_samples=0)
+    # a target is needed, and PruneNet's are MACs and params
+    with pytest.raises(ValueError, match="a Budget needs macs="):
+        tfprune.Budget()
+    table = types.SimpleNamespace(predict=None, base_ms=1.0, check=None)  # never read
+    with pytest.raises(ValueError, match="PruneNet takes no latency target"):
+        tfprune.methods.prunenet.plan(model, tfprune.Budget(latency=0.5, table=table), data,
+                                      verbose=0)
+    with pytest.raises(ValueError, match="Budget"):
+        tfprune.methods.prunenet.plan(model, None, data, verbose=0)
 
 
 def test_cli_prunes_with_prunenet(tmp_path, capsys):
@@ -236,7 +251,8 @@ def test_recalibrated_inference_matches_training_mode_on_one_batch():
     """After recalibrating on one batch, inference mode normalises that batch
     exactly as training mode does: the statistics are the batch's own."""
     model = chain(seed=3)
-    plan = tfprune.methods.prunenet.prune(model, calibration(), target_macs=0.5, verbose=0)
+    plan = tfprune.methods.prunenet.plan(model, tfprune.Budget(macs=0.5), calibration(),
+                                         verbose=0)
     slim = tfprune.rebuild(model, plan)
     x, _ = calibration(32, seed=5)
     training = keras.ops.convert_to_numpy(slim(x, training=True))

@@ -10,10 +10,10 @@ from keras import layers
 
 import tfprune
 from tfprune import zoo
-from tfprune.methods import prunetrain
 from tfprune.cli.train import train_zoo_model
-from tfprune.training.optimizer_state import learning_rate_schedule
+from tfprune.methods import prunetrain
 from tfprune.methods.regularizers import GroupLasso
+from tfprune.training.optimizer_state import learning_rate_schedule, optimizer_state
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -232,9 +232,9 @@ def test_optimizer_state_is_sliced_with_the_weights(make):
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
     _set(model, "c1", "kernel", (..., 1), 0.0)
     _set(model, "c2", "kernel", (slice(None), slice(None), 1), 0.0)
-    before = prunetrain.optimizer_state(optimizer, model)
+    before = optimizer_state(optimizer, model)
     step = prunetrain.reconfigure(model, optimizer)
-    after = prunetrain.optimizer_state(step.optimizer, step.model)
+    after = optimizer_state(step.optimizer, step.model)
     assert step.optimizer is not optimizer and type(step.optimizer) is type(optimizer)
     kept = [0, 2, 3]
     slots = {k[1] for k in before if k[0] is not None}
@@ -262,7 +262,7 @@ class _Watch(keras.callbacks.Callback):
         opt = self.model.optimizer
         return {"filters": self.model.get_layer("stem").filters,
                 "weights": [_numpy(w).copy() for w in self.model.get_layer("stem").weights],
-                "momentum": {k: v.copy() for k, v in prunetrain.optimizer_state(
+                "momentum": {k: v.copy() for k, v in optimizer_state(
                     opt, self.model).items() if k[0] == (("stem",), "kernel")},
                 "iterations": int(opt.iterations)}
 
@@ -458,7 +458,7 @@ def test_proximal_training_zeroes_channels_the_subgradient_leaves_small():
     x, y = _data(64)
     zeros = {}
     for mode in ("proximal", "subgradient"):
-        pt = prunetrain.attach(_chain(), penalty_ratio=0.35, mode=mode)
+        pt = prunetrain.wrap(_chain(), penalty_ratio=0.35, mode=mode)
         pt.compile(keras.optimizers.SGD(0.2, momentum=0.9), LOSS)
         pt.fit(x, y, batch_size=16, epochs=3, verbose=0)
         norms = np.concatenate(list(pt.lasso.group_norms().values()))
@@ -489,13 +489,13 @@ def _copy_network(network):
 
 def test_reconfigure_callback_inside_fit_with_checkpoints(tmp_path):
     x, y = _data(64)
-    pt = prunetrain.attach(_doomed_resnet(), penalty_ratio=0.2)
+    pt = prunetrain.wrap(_doomed_resnet(), penalty_ratio=0.2)
     pt.compile(keras.optimizers.SGD(0.05, momentum=0.9), LOSS, metrics=["accuracy"])
     log = tmp_path / "log.csv"
     path = str(tmp_path / "ckpt-{epoch}.keras")
     history = pt.fit(x, y, batch_size=16, epochs=4, verbose=0,
                      validation_data=_data(16, seed=1),
-                     callbacks=[tfprune.methods.prunetrain.Reconfigure(every=2),
+                     callbacks=[prunetrain.Reconfigure(every=2),
                                 keras.callbacks.ModelCheckpoint(path),
                                 keras.callbacks.CSVLogger(str(log))])
     h = history.history
@@ -521,13 +521,13 @@ def test_reconfigure_callback_inside_fit_with_checkpoints(tmp_path):
 
 def test_early_stopping_restores_the_best_width_across_reconfiguration():
     x, y = _data(64)
-    pt = prunetrain.attach(_doomed_resnet(), penalty_ratio=0.2)
+    pt = prunetrain.wrap(_doomed_resnet(), penalty_ratio=0.2)
     pt.compile(keras.optimizers.SGD(0.05, momentum=0.9), LOSS)
     score = _Score()
     stop = keras.callbacks.EarlyStopping(monitor="score", mode="min", patience=1,
                                          restore_best_weights=True)
     history = pt.fit(x, y, batch_size=16, epochs=4, verbose=0,
-                     callbacks=[score, stop, tfprune.methods.prunetrain.Reconfigure(every=2)])
+                     callbacks=[score, stop, prunetrain.Reconfigure(every=2)])
     # stopped after epoch 2 (no better score for `patience` epochs)
     assert history.epoch == [0, 1, 2] and stop.best_epoch == 1 and pt.stop_training
     assert history.history["macs"][1] > history.history["macs"][2]

@@ -341,7 +341,7 @@ def test_smof_masks_the_kernels_of_registered_convolutions_it_can_run():
     x = layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, layers.Dense(2, name="head")(x))
     assert maskable(model.get_layer("sub")) and not maskable(model.get_layer("tap"))
-    masked = tfprune.methods.smof.mask(model, target_macs=0.5)
+    masked = tfprune.methods.smof.mask(model, tfprune.Budget(macs=0.5))
     kinds = {layer.name: type(layer).__name__ for layer in masked.layers}
     assert kinds["sub"] == "KernelRingMask" and kinds["tap"] == "TapConv"
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")

@@ -1,4 +1,4 @@
-"""`tfprune.report` and `tfprune report`: pictures, JSON and table of a pruning."""
+"""`tfprune.comparison.report` and `tfprune report`: pictures, JSON and table of a pruning."""
 
 import importlib.metadata
 import json
@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tfprune
+import tfprune.comparison
 from tfprune import cli, zoo
 from tfprune.comparison import MismatchedModelsError, compare_models, find_profiler
 
@@ -31,7 +32,8 @@ def _small_cnn(name="cnn", width=8, second=keras.layers.Conv2D):
 @pytest.fixture(scope="module")
 def pair():
     model = zoo.resnet20(input_shape=(16, 16, 1))
-    slim = tfprune.rebuild(model, tfprune.prune(model, criterion="l1", target_macs=0.5))
+    slim = tfprune.rebuild(model, tfprune.prune(model, tfprune.Budget(macs=0.5),
+                                                 criterion="l1"))
     return model, slim
 
 
@@ -53,7 +55,7 @@ def _png_size(path):
 
 def test_report_files_and_numbers_match_cost(pair, tmp_path):
     model, slim = pair
-    result = tfprune.report(model, slim, str(tmp_path / "out"))
+    result = tfprune.comparison.report(model, slim, str(tmp_path / "out"))
     assert sorted(os.path.basename(f) for f in result.files) == ["summary.json",
                                                                  "widths.png"]
     width, height = _png_size(tmp_path / "out" / "widths.png")
@@ -91,7 +93,7 @@ def test_report_files_and_numbers_match_cost(pair, tmp_path):
 
 
 def test_report_from_paths_without_output(pair_files):
-    result = tfprune.report(*pair_files)
+    result = tfprune.comparison.report(*pair_files)
     assert result.files == []
     assert result.summary["original"]["model"] == pair_files[0]
     assert result.summary["ratios"]["macs"] < 0.55
@@ -185,8 +187,9 @@ def test_tflite_profile(tflite_pair, tmp_path):
     from tflite_export.report import profile_pair
 
     net, net_tflite, slim, slim_tflite = tflite_pair
-    result = tfprune.report(net, slim, str(tmp_path), tflite=(net_tflite, slim_tflite),
-                            profiler=profile_pair, runs=10)
+    result = tfprune.comparison.report(net, slim, str(tmp_path),
+                                       tflite=(net_tflite, slim_tflite),
+                                       profiler=profile_pair, runs=10)
     names = sorted(os.path.basename(f) for f in result.files)
     assert names == ["profile.png", "summary.json", "widths.png"]
     width, height = _png_size(tmp_path / "profile.png")

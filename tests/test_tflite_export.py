@@ -66,7 +66,7 @@ def residual():
     keras.utils.set_random_seed(0)
     model = residual_model()
     # The real use: export the slim model tfprune rebuilt.
-    plan = tfprune.prune(model, "l1", target_macs=0.6)
+    plan = tfprune.prune(model, tfprune.Budget(macs=0.6), criterion="l1")
     return tfprune.rebuild(model, plan)
 
 

@@ -87,8 +87,9 @@ def check_outputs(inputs=(), outputs=(), ext=None, overwrite=True):
     Example:
 
     ```python
-    check_outputs(inputs=[args.model], outputs=[args.output, (args.plan, ".json", "--plan")],
-                  ext=".keras")
+    from tfprune.cli.common import check_outputs
+    check_outputs(inputs=["model.keras"],
+                  outputs=["slim.keras", ("plan.json", ".json", "--plan")], ext=".keras")
     ```
     """
     inputs = [p for p in inputs if p]

@@ -47,9 +47,10 @@ def handled():
     Example:
 
     ```python
+    from tfprune.cli.interrupt import handled
     with handled() as interrupts:
         try:
-            run()
+            tfprune.prune(model, tfprune.Budget(macs=0.5))
         except KeyboardInterrupt:
             interrupts.report()
     ```

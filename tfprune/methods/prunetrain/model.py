@@ -199,7 +199,7 @@ class PruneTrainModel(MultiWorkerFit, keras.Model):
         return step
 
     def get_weights(self):
-        return _Snapshot(super().get_weights(), self.network)
+        return _Snapshot(super().get_weights(), self.network, self.run.kept)
 
     def set_weights(self, weights):
         """Sets the weights; a snapshot of a wider network restores its width.
@@ -220,6 +220,9 @@ class PruneTrainModel(MultiWorkerFit, keras.Model):
                         optimizer = new_optimizer(self.optimizer)
                         optimizer.build(network.trainable_variables)
                     self.swap(network, optimizer)
+                # the restored network's channels come from where they came then
+                self.run.kept = {name: list(indices)
+                                 for name, indices in weights.kept.items()}
         super().set_weights(list(weights))
 
     def get_config(self):
@@ -252,10 +255,11 @@ def effective_rate(optimizer):
 
 
 class _Snapshot(list):
-    """Weights, with the network they belong to."""
+    """Weights, with the network they belong to and its channels' origin."""
 
-    def __init__(self, values, network):
+    def __init__(self, values, network, kept):
         super().__init__(values)
+        self.kept = {name: list(indices) for name, indices in kept.items()}
         self.network_id = id(network)
         self.network_config = network.get_config()
         self.shapes = [tuple(w.shape) for w in network.weights]
