@@ -9,11 +9,11 @@ Example:
 
 ```python
 import tfprune
-from tflite_export import convert, benchmark
+from tflite_export import benchmark, convert
 
-slim = tfprune.rebuild(model, tfprune.prune(model, "l1", target_macs=0.5))
+slim = tfprune.rebuild(model, tfprune.prune(model, tfprune.Budget(macs=0.5)))
 info = convert(slim, "slim.tflite", quantization="int8",
-               representative_data=x[:256], labels=class_names)
+               representative_data=x, labels=["a", "b", "c", "d"])
 report = benchmark("slim.tflite", threads=1, runs=100)
 print(info.top1_agreement, report.median_ms, report.size_bytes)
 ```

@@ -233,8 +233,12 @@ def compare(paths, threads=1, runs=100, warmup=10, xnnpack=True):
     Example:
 
     ```python
-    base, slim = compare(["base.tflite", "slim.tflite"], threads=1)
-    print(slim.median_ms / base.median_ms, slim.macs / base.macs)
+    from tflite_export import compare, convert
+    slim = tfprune.rebuild(model, tfprune.prune(model, tfprune.Budget(macs=0.5)))
+    convert(model, "base.tflite")
+    convert(slim, "slim.tflite")
+    base, small = compare(["base.tflite", "slim.tflite"], threads=1)
+    print(small.median_ms / base.median_ms, small.macs / base.macs)
     ```
     """
     if isinstance(paths, (str, os.PathLike)):
@@ -279,7 +283,9 @@ def benchmark(path, threads=1, runs=100, warmup=10, xnnpack=True):
     Example:
 
     ```python
-    report = benchmark("slim.tflite", threads=1, runs=100)
+    from tflite_export import benchmark, convert
+    convert(model, "model.tflite")
+    report = benchmark("model.tflite", threads=1, runs=100)
     print(report.median_ms, report.p90_ms, report.size_bytes, report.ops)
     ```
     """
@@ -304,7 +310,9 @@ def profile(path, threads=1, runs=20, warmup=3, xnnpack=True):
     Example:
 
     ```python
-    print(profile("slim.tflite").summary())
+    from tflite_export import convert, profile
+    convert(model, "model.tflite")
+    print(profile("model.tflite").summary())
     ```
     """
     return compare_profiles([path], threads=threads, runs=runs, warmup=warmup,
@@ -331,8 +339,12 @@ def compare_profiles(paths, threads=1, runs=20, warmup=3, xnnpack=True):
     Example:
 
     ```python
-    base, slim = compare_profiles(["base.tflite", "slim.tflite"])
-    print(base.by_op()["CONV_2D"]["ms"], slim.by_op()["CONV_2D"]["ms"])
+    from tflite_export import compare_profiles, convert
+    slim = tfprune.rebuild(model, tfprune.prune(model, tfprune.Budget(macs=0.5)))
+    convert(model, "base.tflite")
+    convert(slim, "slim.tflite")
+    base, small = compare_profiles(["base.tflite", "slim.tflite"])
+    print(base.by_op()["CONV_2D"]["ms"], small.by_op()["CONV_2D"]["ms"])
     ```
     """
     contents = [_read(p) for p in paths]

@@ -181,9 +181,10 @@ def convert(model, path, quantization="none", representative_data=None,
     Example:
 
     ```python
-    info = convert(model, "slim.tflite", quantization="int8",
-                   representative_data=x[:256], labels=class_names)
-    print(info.summary())
+    from tflite_export import convert
+    info = convert(model, "model.tflite", quantization="int8",
+                   representative_data=x, labels=["a", "b", "c", "d"])
+    print(info.summary())  # also wrote labels.txt and model.json
     ```
     """
     import keras
@@ -334,7 +335,9 @@ def float32_model(model):
     Example:
 
     ```python
-    exportable = float32_model(mixed_model)
+    from tflite_export.convert import float32_model
+    mixed = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, dtype="mixed_float16")])
+    exportable = float32_model(mixed)  # computes in float32
     ```
     """
     import keras
@@ -489,8 +492,10 @@ def convert_saved_model(saved_model_dir, quantization="none", representative_dat
     Example:
 
     ```python
-    tf.saved_model.save(module, "sm", signatures=fn)
-    content = convert_saved_model("sm", "int8", x[:256])
+    from tflite_export import convert_saved_model
+    model.export("sm")  # a SavedModel with a serving signature
+    content = convert_saved_model("sm", "int8", x)
+    open("model.tflite", "wb").write(content)
     ```
     """
     import tensorflow as tf

@@ -1,7 +1,7 @@
 """The `.tflite` half of `tfprune report`: latency and time per op type.
 
 tfprune never imports tflite_export; it finds `profile_pair` through the
-`tfprune.profilers` entry point (see setup.py) when `tfprune.report` is given
+`tfprune.profilers` entry point (see setup.py) when `tfprune.comparison.report` is given
 two `.tflite` files.
 """
 
@@ -21,11 +21,16 @@ def profile_pair(original, slim, threads=1, runs=50):
     Returns:
         Two dicts (original, slim) with `size_bytes`, `median_ms`, `p90_ms`
         and `ops_ms` (op type -> milliseconds, each node timed alone and
-        summed), plain data for `tfprune.report`.
+        summed), plain data for `tfprune.comparison.report`.
 
     Example:
 
     ```python
+    from tflite_export import convert
+    from tflite_export.report import profile_pair
+    slim = tfprune.rebuild(model, tfprune.prune(model, tfprune.Budget(macs=0.5)))
+    convert(model, "base.tflite")
+    convert(slim, "slim.tflite")
     base, small = profile_pair("base.tflite", "slim.tflite", threads=1)
     print(small["median_ms"] / base["median_ms"], small["ops_ms"])
     ```

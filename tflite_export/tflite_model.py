@@ -176,7 +176,9 @@ def model_info(content):
     Example:
 
     ```python
-    info = model_info(open("slim.tflite", "rb").read())
+    from tflite_export import convert, model_info
+    convert(model, "model.tflite")
+    info = model_info("model.tflite")  # a path, or the file's bytes
     print(info.macs, info.op_counts)
     ```
     """

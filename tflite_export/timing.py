@@ -37,7 +37,8 @@ def time_model(keras_model, threads=1, quantization="none", runs=50):
     Example:
 
     ```python
-    ms = time_model(model, threads=1)
+    from tflite_export.timing import time_model
+    ms = time_model(model, threads=1, runs=20)
     ```
     """
     import keras

@@ -85,8 +85,9 @@ def report(original, slim, output_dir=None, *, tflite=None, profiler=None,
     Example:
 
     ```python
-    slim = tfprune.rebuild(model, tfprune.prune(model, "l1", target_macs=0.5))
-    result = tfprune.report(model, slim, "report/")
+    import tfprune.comparison
+    slim = tfprune.rebuild(model, tfprune.prune(model, tfprune.Budget(macs=0.5)))
+    result = tfprune.comparison.report(model, slim, "report/")
     print(result.table())  # report/widths.png, report/summary.json
     ```
     """

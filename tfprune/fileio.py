@@ -75,6 +75,7 @@ def atomic_path(path):
     Example:
 
     ```python
+    from tfprune.fileio import atomic_path
     with atomic_path("slim.keras") as tmp:
         model.save(tmp)
     ```
@@ -108,7 +109,8 @@ def write_atomic(path, data):
     Example:
 
     ```python
-    write_atomic("plan.json", plan.to_json(indent=1))
+    plan = tfprune.prune(model, tfprune.Budget(macs=0.5))
+    tfprune.fileio.write_atomic("plan.json", plan.to_json(indent=1))
     ```
     """
     if isinstance(data, str):
@@ -123,7 +125,8 @@ def save_model(model, path):
     Example:
 
     ```python
-    save_model(slim, "slim.keras")
+    slim = tfprune.rebuild(model, tfprune.prune(model, tfprune.Budget(macs=0.5)))
+    tfprune.fileio.save_model(slim, "slim.keras")
     ```
     """
     path = os.fspath(path)

@@ -200,8 +200,9 @@ class LatencyTable:
     Example:
 
     ```python
-    table = tfprune.latency.LatencyTable.measure(model, threads=1)
-    plan = tfprune.prune(model, "l1", target_latency=0.5, latency_table=table)
+    table = tfprune.latency.LatencyTable.measure(model, threads=1, widths=[1, 0.5],
+                                                 runs=5, calibrate=False, verbose=0)
+    plan = tfprune.prune(model, tfprune.Budget(latency=0.9, table=table))
     print(table.predict(plan), table.base_ms)
     ```
     """
@@ -262,7 +263,8 @@ class LatencyTable:
         Example:
 
         ```python
-        table = LatencyTable.measure(model, threads=1, widths=[1, 0.75, 0.5, 0.25])
+        table = tfprune.latency.LatencyTable.measure(
+            model, threads=1, widths=[1, 0.5], runs=5, calibrate=False, verbose=0)
         table.save("latency.json")
         ```
         """
@@ -313,7 +315,7 @@ class LatencyTable:
         `group_ms(g, x) == ms0 + sum(slope * clip(x - start, 0, length))`
         over the returned pieces, for any x (held flat below the narrowest
         and above the full width); written this way it is differentiable
-        in x with any array library (see `tfprune.hfp`).
+        in x with any array library (see `tfprune.methods.hfp`).
 
         Returns:
             (ms0, [(start, length, slope), ...]): ms0 the time at the
@@ -348,12 +350,11 @@ class LatencyTable:
         the sum of its sub-models says.
 
         Sub-models timed alone miss what the whole network gains when every
-        tensor shrinks at once (caches, fewer memory passes): on
-        MobileNetV2 at 224 the plain sum predicted about 8% less saving
-        than was measured. The model is pruned uniformly to the measured
-        width nearest each fraction, timed against the full model (in
-        turns), and `scale` is the least-squares factor between predicted
-        and measured savings. Predictions then are `base_ms + scale *
+        tensor shrinks at once (caches, fewer memory passes), so the plain
+        sum can predict less saving than the whole model shows. The model
+        is pruned uniformly to the measured width nearest each fraction,
+        timed against the full model (in turns), and `scale` is the
+        least-squares factor between predicted and measured savings. Predictions then are `base_ms + scale *
         (sum of the groups' differences + interactions)`.
 
         Args:
@@ -446,7 +447,7 @@ class LatencyTable:
     def matched_to(self, model):
         """This table for another config of the same architecture.
 
-        The gated copy `tfprune.hfp.attach` makes, and the model its gates
+        The gated copy `tfprune.methods.hfp.gate` makes, and the model its gates
         fold into, have the measured model's layers under a different
         config (so another `model_hash`), and may number their channel
         groups differently. The returned table describes `model`: its
@@ -470,9 +471,12 @@ class LatencyTable:
         Example:
 
         ```python
-        table.check(model)
-        folded = tfprune.hfp.fold_gates(tfprune.hfp.attach(model, target_macs=0.5))
-        print(table.matched_to(folded).predict(some_plan_of_folded))
+        table = tfprune.latency.LatencyTable.measure(model, widths=[1, 0.5], runs=5,
+                                                     calibrate=False, verbose=0)
+        gated = tfprune.methods.hfp.gate(model, tfprune.Budget(macs=0.5))
+        folded = tfprune.methods.gates.fold_gates(gated)
+        plan = tfprune.prune(folded, tfprune.Budget(macs=0.5))
+        print(table.matched_to(folded).predict(plan))
         ```
         """
         graph = model if isinstance(model, ChannelGraph) else analyze(model)
@@ -558,7 +562,9 @@ class LatencyTable:
         Example:
 
         ```python
-        same = LatencyTable.from_dict(table.as_dict())
+        table = tfprune.latency.LatencyTable.measure(model, widths=[1, 0.5], runs=5,
+                                                     calibrate=False, verbose=0)
+        same = tfprune.latency.LatencyTable.from_dict(table.as_dict())
         ```
         """
         if not isinstance(d, dict) or d.get("format") != FORMAT:

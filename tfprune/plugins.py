@@ -1,7 +1,7 @@
 """Functions other packages register with tfprune through entry points.
 
 tflite_export (which imports tfprune, never the reverse) supplies the
-`.tflite` profiler of `tfprune.report` and the timer of latency tables this
+`.tflite` profiler of `tfprune.comparison.report` and the timer of latency tables this
 way, as it supplies the `export` and `bench` commands.
 """
 

@@ -50,8 +50,8 @@ def recalibrate_bn(model, data, num_samples=2048, batch_size=128, seed=0):
     Example:
 
     ```python
-    slim = tfprune.rebuild(model, plan)
-    tfprune.recalibrate_bn(slim, x_train[:2048])
+    slim = tfprune.rebuild(model, tfprune.prune(model, tfprune.Budget(macs=0.5)))
+    tfprune.recalibrate_bn(slim, x)  # training images; labels are not needed
     ```
     """
     if not isinstance(batch_size, int) or batch_size < 1:

@@ -149,8 +149,10 @@ def remove_branches(model, branches):
     Example:
 
     ```python
+    from tfprune.core.branches import find_dead_branches, remove_branches
+    from tfprune.methods.prunetrain import dead_channels
     graph = tfprune.analyze(model)
-    dead = tfprune.prunetrain.dead_channels(graph)
+    dead = dead_channels(graph)
     slim = remove_branches(model, find_dead_branches(graph, dead))
     ```
     """

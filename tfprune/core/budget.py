@@ -85,7 +85,7 @@ class Budget:
     Example:
 
     ```python
-    budget = tfprune.Budget(macs=0.5, round_to=8)
+    budget = tfprune.Budget(macs=0.5, round_to=4)  # widths in steps of 4
     plan = tfprune.prune(model, budget)
     ```
     """

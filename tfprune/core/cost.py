@@ -149,6 +149,7 @@ def cost(model, plan=None):
     Example:
 
     ```python
+    plan = tfprune.prune(model, tfprune.Budget(macs=0.5))
     before = tfprune.cost(model)
     after = tfprune.cost(model, plan)
     print(after.macs / before.macs)

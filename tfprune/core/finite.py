@@ -38,6 +38,7 @@ def check_finite(model, action="pruning"):
     Example:
 
     ```python
+    from tfprune.core.finite import check_finite
     check_finite(model)  # before ranking channels
     ```
     """

@@ -230,6 +230,8 @@ class ChannelGraph:
         Example:
 
         ```python
+        graph = tfprune.analyze(model)
+        node = graph.node("conv3")
         ids = np.unique(graph.group_ids(graph.channels[node.inputs[0]]))
         ```
         """

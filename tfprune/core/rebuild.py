@@ -188,7 +188,7 @@ def rebuild(model, plan, custom_objects=None):
     Example:
 
     ```python
-    plan = tfprune.prune(model, criterion="l1", target_macs=0.5)
+    plan = tfprune.prune(model, tfprune.Budget(macs=0.5), criterion="l1")
     slim = tfprune.rebuild(model, plan)
     slim.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     ```

@@ -121,7 +121,7 @@ class LayerSpec:
             are the kernel taps ("kernel" for Conv, "depthwise_kernel" for
             SeparableConv), when the layer's kernel size can be pruned:
             a plan may then shrink it by whole rings (`ChannelGraph.plan(
-            kernels=...)`, `tfprune.smof`), and `rebuild` keeps the centre
+            kernels=...)`, `tfprune.methods.smof`), and `rebuild` keeps the centre
             taps. The layer must be a convolution in the Keras sense: its
             config holds `kernel_size_key`, "strides", "dilation_rate" and
             "padding" ("same", "valid" or "causal") with the usual meaning.
@@ -137,7 +137,7 @@ class LayerSpec:
             gate, a kernel mask): function (model) -> a model without any
             layer of this class that computes the same function, the
             layers' factors folded into the neighbouring weights.
-            `tfprune.rebuild` and `tfprune.zero_out` call it before they
+            `tfprune.rebuild` and `tfprune.core.rebuild.zero_out` call it before they
             slice, so a model carrying such layers is rebuilt like any
             other. None (the default): the layer stays in the model.
 
@@ -280,6 +280,10 @@ def register_layer(layer_class, spec):
     Example:
 
     ```python
+    @keras.saving.register_keras_serializable("my_package")
+    class MyDense(keras.layers.Layer):
+        ...  # holds `kernel` (in, units) and `bias` (units,), config key "units"
+
     tfprune.register_layer(MyDense, tfprune.LayerSpec(
         kind="mixer", width_key="units",
         weights={"kernel": {"in": 0, "out": 1}, "bias": {"out": 0}}))

@@ -27,9 +27,10 @@ class Distiller(keras.Model):
     Example:
 
     ```python
-    distiller = tfprune.distill.Distiller(student=slim, teacher=model)
+    slim = tfprune.rebuild(model, tfprune.prune(model, tfprune.Budget(macs=0.5)))
+    distiller = tfprune.methods.distill.Distiller(student=slim, teacher=model)
     distiller.compile(keras.optimizers.SGD(0.01), metrics=["accuracy"])
-    distiller.fit(train, epochs=3)
+    distiller.fit(train, epochs=1, verbose=0)
     slim = distiller.student
     ```
     """

@@ -1,17 +1,14 @@
 """Fine-tuning a pruned model, distilling from its original by default.
 
 A rebuilt model has lost channels and, with them, accuracy; a few epochs of
-training bring most of it back. How they are spent matters as much as the
-plan: under the Fashion-MNIST protocol (BENCHMARKS.md), distilling from the
-unpruned original while fine-tuning kept 0.2-0.4 points more accuracy than
-training on the labels alone after L1 pruning of resnet20 to 50, 33 and 20%
-of its MACs. So `finetune`
-distils whenever it is given the original as `teacher`, and the CLI passes
-it (`tfprune prune ... --finetune-epochs 3 --data fashion_mnist`).
+training bring most of it back. `finetune` distils from the unpruned
+original whenever it is given it as `teacher` (the CLI passes it:
+`tfprune prune ... --finetune-epochs 3 --data fashion_mnist`), and trains on
+the labels alone otherwise.
 
-The optimiser is the one the benchmark protocol fine-tunes with: SGD with
-Nesterov momentum 0.9, decoupled weight decay 5e-4 and a one-cycle learning
-rate (linear warm-up over the first 30% of the steps, cosine down to 0).
+The optimiser is SGD with Nesterov momentum 0.9, decoupled weight decay 5e-4
+and a one-cycle learning rate (linear warm-up over the first 30% of the
+steps, cosine down to 0).
 """
 
 import math
@@ -33,7 +30,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     Example:
 
     ```python
-    schedule = tfprune.OneCycle(0.05, total_steps=3 * len(train))
+    schedule = tfprune.methods.finetuning.OneCycle(0.05, total_steps=3 * len(train))
     optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True)
     ```
     """
@@ -104,7 +101,7 @@ def finetune(model, data, teacher=None, *, epochs=3, learning_rate=0.05,
             `tf.data.Dataset` / `keras.utils.PyDataset` of `(x, y)`.
         teacher: the unpruned original. When given (recommended), the loss
             is `(1 - alpha) * CE + alpha * T^2 * KL` as in
-            `tfprune.distill.Distiller`; when None, cross-entropy on the
+            `tfprune.methods.distill.Distiller`; when None, cross-entropy on the
             labels only. The teacher is not modified.
         epochs: fine-tuning epochs.
         learning_rate: the peak of the one-cycle learning rate.
@@ -122,9 +119,9 @@ def finetune(model, data, teacher=None, *, epochs=3, learning_rate=0.05,
     Example:
 
     ```python
-    slim = tfprune.rebuild(model, tfprune.prune(model, target_macs=0.5))
-    tfprune.finetune(slim, train_ds, teacher=model, epochs=3)
-    slim.evaluate(test_ds)
+    slim = tfprune.rebuild(model, tfprune.prune(model, tfprune.Budget(macs=0.5)))
+    tfprune.finetune(slim, train, teacher=model, epochs=1, verbose=0)
+    slim.evaluate(x, y, verbose=0)
     ```
     """
     if not isinstance(epochs, int) or epochs < 1:

@@ -39,8 +39,9 @@ class ChannelGate(keras.layers.Layer):
     Example:
 
     ```python
-    x = keras.layers.Conv2D(16, 3)(inputs)
-    x = tfprune.layers.ChannelGate(name="conv_gate")(x)
+    inputs = keras.Input((12, 12, 1))
+    h = keras.layers.Conv2D(16, 3)(inputs)
+    h = tfprune.methods.gates.ChannelGate(name="conv_gate")(h)
     ```
     """
 
@@ -89,7 +90,7 @@ def fold_gates(model):
     """The model without its gates, their factors folded into the weights.
 
     Args:
-        model: a model with `ChannelGate` layers (e.g. from `attach`).
+        model: a model with `ChannelGate` layers (e.g. from `tfprune.methods.hfp.gate`).
 
     Returns:
         A plain functional `keras.Model` computing the same function, or

@@ -1,4 +1,4 @@
-"""Holistic Filter Pruning: trainable gates that meet a params/MACs budget.
+"""Holistic Filter Pruning: trainable gates that meet a params/MACs/latency budget.
 
 After Enderich et al., "Holistic Filter Pruning for Efficient Deep Neural
 Networks" (WACV 2021): every prunable channel group gets a trainable factor
@@ -6,8 +6,7 @@ per channel; after each forward pass the network's complexity is computed
 from the factors and compared with the target, and a budget loss lets
 gradient descent decide which layers give up how much.
 
-The paper's full text was not available while writing this; the choices
-below are tfprune's own and are the documented family's standard ones:
+tfprune's choices:
 
 - Gates: one `ChannelGate` per channel group, factors in [0, 1] starting at
   1, placed after each producer's BatchNormalization (or after the producer
@@ -32,23 +31,18 @@ below are tfprune's own and are the documented family's standard ones:
   that meets the target (`tfprune.ranking.fit.fit_plan`); so the result is within
   the budget and close to it.
 - Hardening (no jolt at pruning time): when the ramp ends, `HolisticBudget`
-  takes that plan's channels as final and sets their gates to exactly zero
-  (a non-trainable mask keeps them there; `fade_epochs` lets them fade out
-  instead of dropping), and switches the budget loss off. The remaining
-  epochs then train exactly the network the rebuild returns, and pruning
-  afterwards changes no output. Why this and not gates whose forward pass
-  uses the hard 0/1 mask with a straight-through gradient: the paper's
-  abstract describes computing the model size after each forward pass and
-  letting gradient descent allocate the budget, i.e. soft factors during the
-  search; a hard forward pass with a straight-through gradient makes every
-  small gate move flip channels on and off (the loss and the gradient then
-  disagree), and its set (factor > threshold) is not the set the plan
-  removes (the least pruning that meets the target, one global ranking), so
-  it would still leave a gap between the gated and the pruned network.
-  Hardening to the plan's own set closes it by construction and keeps the
-  soft search unchanged. Without hardening (`harden=False`), removed
-  channels keep factors up to `threshold`, and on resnet20 the pruned
-  network's outputs differed from the gated one's by 110% (issue #15).
+  takes that plan's channels as final, sets their gates to exactly zero (a
+  non-trainable mask keeps them there; `fade_epochs` lets them fade out
+  instead of dropping) and switches the budget loss off. The remaining
+  epochs train exactly the network the rebuild returns, so pruning
+  afterwards changes no output. The search before it keeps soft factors:
+  gates with a hard 0/1 forward pass and a straight-through gradient would
+  flip channels on and off at every small move (loss and gradient then
+  disagree), and their set (factor > threshold) is not the set the plan
+  removes, so a gap between the gated and the pruned network would remain.
+  With `harden=False` the removed channels keep factors up to `threshold`,
+  and the pruned network differs from the gated one by what they
+  contributed.
 - Rebuild: factors (gate × mask) are folded into the producers' weights (BN
   gamma/beta, or kernel columns and bias), so the slim model computes what
   the gated model computes with the removed channels zeroed: after
@@ -399,8 +393,7 @@ def _gate(model, budget, weight, threshold):
                        weight=weight, threshold=threshold, round_to=budget.round_to)
     if latency_table is not None:
         # Matching the table to the gated graph can fail where gating groups
-        # channels differently (found by hypothesis on a random CNN): say so
-        # now, not at the first training step.
+        # channels differently: say so now, not at the first training step.
         try:
             gated.budget  # noqa: B018 (builds the soft budget)
         except LatencyTableMismatchError as e:
@@ -611,8 +604,11 @@ class HolisticBudget(keras.callbacks.Callback):
     Example:
 
     ```python
-    gated.fit(train, epochs=5, callbacks=[tfprune.methods.hfp.HolisticBudget(),
-                                           keras.callbacks.CSVLogger("hfp.csv")])
+    gated = tfprune.methods.hfp.gate(model, tfprune.Budget(macs=0.5))
+    gated.compile("sgd", loss)
+    gated.fit(train, epochs=2, verbose=0,
+              callbacks=[tfprune.methods.hfp.HolisticBudget(ramp_epochs=1),
+                         keras.callbacks.CSVLogger("hfp.csv")])
     ```
     """
 
@@ -635,7 +631,7 @@ class HolisticBudget(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if not hasattr(self.model, "budget"):
             raise TypeError(
-                "HolisticBudget needs a model made by tfprune.methods.hfp.attach(...).")
+                "HolisticBudget needs a GatedModel: tfprune.methods.hfp.gate(...) or attach(...).model.")
         self._base = cost(fold_gates(self.model))
         self._steps = self.params.get("steps") if self.params else None
         self._progress = None

@@ -7,16 +7,15 @@ batches, no training run), cut one global ranking at the FLOPs target, so
 each layer's width is discovered rather than set by a uniform fraction or by
 weight statistics whose scale differs from layer to layer; then fine-tune.
 
-Only the paper's abstract was readable while this was written (the stored
-copies of the full text could not be reached), so the estimator is tfprune's
-choice, made to satisfy what the abstract asks for:
+The estimator is tfprune's choice, made to satisfy those requirements:
 
 - Score: the expected loss increase from removing a channel, estimated to
   first order on calibration batches. Removing channel `c` means its
-  consumers stop reading it (exactly what `tfprune.zero_out` does), i.e.
-  every consumer's input-channel slice `W_c` is scaled by `t` from 1 to 0,
-  so `dL/dt = sum(W_c * dL/dW_c)`, summed over all consumers of the channel
-  (every branch of a residual group, every position of a Flatten->Dense).
+  consumers stop reading it (exactly what `tfprune.core.rebuild.zero_out`
+  does), i.e. every consumer's input-channel slice `W_c` is scaled by `t`
+  from 1 to 0, so `dL/dt = sum(W_c * dL/dW_c)`, summed over all consumers
+  of the channel (every branch of a residual group, every position of a
+  Flatten->Dense).
   Per batch this term is squared (a removal hurts whichever its sign, as in
   Molchanov et al. 2019's Taylor criterion) and the squares are averaged
   over batches. A channel nobody reads, or read through zero weights, scores
@@ -32,12 +31,10 @@ choice, made to satisfy what the abstract asks for:
   target (geometrically), re-scoring on a copy of the model with the
   channels removed so far zeroed (`zero_out`), so later scores see the
   already thinned network. Still only forward/backward passes, no training.
-  A first-order estimate is only good for small removals, and re-scoring
-  helps: on a 2-epoch resnet20, 4 steps kept clearly more accuracy before
-  fine-tuning than one (benchmarks/prunenet.py uses 4).
+  A first-order estimate is only good for small removals, which is what
+  re-scoring between steps keeps each cut to.
 - Fine-tuning is not part of the plan: rebuild, then fine-tune as usual
-  (the benchmark uses the protocol's 3 epochs, optionally distilling from
-  the unpruned model).
+  (`tfprune.finetune`, distilling from the unpruned model).
 - BatchNormalization runs in inference mode (`training=False`) while
   scoring: the network is judged as it will be used.
 
@@ -128,9 +125,9 @@ def scores(model, data, loss=None, from_logits=True, num_samples=512,
     Example:
 
     ```python
-    s = tfprune.prunenet.scores(model, (x_calib, y_calib))
+    s = tfprune.methods.prunenet.scores(model, (x, y), verbose=0)
     graph = tfprune.analyze(model)
-    print(s[graph.group_of("stem_conv").id])
+    print(s[graph.group_of("conv3").id])
     ```
     """
     graph = model if isinstance(model, ChannelGraph) else analyze(model)
@@ -252,10 +249,11 @@ def plan(model, budget, data, *, iterative_steps=1, loss=None, from_logits=True,
 
 
 register_method("prunenet", Method(
-    plan=lambda model, budget, data=None, iterative_steps=1: plan(
-        model, budget, data, iterative_steps=iterative_steps),
+    plan=lambda model, budget, data=None, iterative_steps=1, seed=0: plan(
+        model, budget, data, iterative_steps=iterative_steps, seed=seed),
     summary="one global, loss-based channel importance from calibration batches",
     paper="Khetan & Karnin 2020, PruneNet: Channel Pruning via Global Importance",
     needs_data=True,
     options=[Option("iterative_steps", int, 1, "cut in this many steps, "
-                    "re-scoring after each")]))
+                    "re-scoring after each"),
+             Option("seed", int, 0, "which calibration samples are drawn")]))

@@ -22,6 +22,8 @@ a function calls it (it registers its methods itself).
 Example:
 
 ```python
+from tfprune.ranking.fit import fit_plan
+
 def random_plan(model, budget, data=None, seed=0):
     graph = tfprune.analyze(model)
     rng = np.random.default_rng(seed)
@@ -152,7 +154,11 @@ class Method:
     Example:
 
     ```python
-    method = tfprune.Method(plan=my_plan, summary="my criterion")
+    def l1_plan(model, budget, data=None):
+        return tfprune.prune(model, budget, criterion="l1", scope="uniform")
+
+    method = tfprune.Method(plan=l1_plan, summary="uniform L1 pruning")
+    plan = method.plan(model, tfprune.Budget(macs=0.5))
     ```
     """
 
@@ -267,6 +273,11 @@ def register_method(name, method):
     Example:
 
     ```python
+    def random_plan(model, budget, data=None):
+        graph = tfprune.analyze(model)
+        scores = {g.id: np.random.rand(g.size) for g in graph.prunable_groups}
+        return tfprune.ranking.fit.fit_plan(graph, scores, budget)
+
     tfprune.register_method("random", tfprune.Method(plan=random_plan,
                                                      summary="random channels"))
     ```

@@ -149,16 +149,16 @@ class GroupLasso:
         epsilon: added under each square root, so the gradient stays
             finite at a group that is exactly zero.
         mode: "proximal" (default): minimise with `proximal_step` after each
-            optimizer step (what `tfprune.prunetrain` does); "subgradient":
+            optimizer step (what `tfprune.methods.prunetrain` does); "subgradient":
             add the penalty to the loss (`with_loss`).
 
     Example:
 
     ```python
-    lasso = tfprune.regularizers.GroupLasso(model, weight=1e-4, mode="subgradient")
+    lasso = tfprune.methods.regularizers.GroupLasso(model, weight=1e-4, mode="subgradient")
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile("sgd", loss=lasso.with_loss(ce), metrics=["accuracy"])
-    model.fit(x, y, epochs=5)
+    model.fit(x, y, epochs=1, verbose=0)
     print(float(lasso.penalty()))
     ```
     """

@@ -90,8 +90,9 @@ def fit_plan(graph, scores, budget, scope="global", normalize=True):
     Example:
 
     ```python
+    from tfprune.ranking.fit import fit_plan
     graph = tfprune.analyze(model)
-    scores = tfprune.ranking.importance.l1(graph)
+    scores = tfprune.ranking.importance.magnitude(graph, p=1)
     plan = fit_plan(graph, scores, tfprune.Budget(macs=0.5))
     ```
     """

@@ -77,7 +77,10 @@ def top_channels(scores, k):
     Example:
 
     ```python
-    keep = top_channels(tfprune.importance.magnitude(graph)[group.id], 8)
+    from tfprune.ranking.importance import magnitude, top_channels
+    graph = tfprune.analyze(model)
+    group = graph.group_of("conv3")
+    keep = top_channels(magnitude(graph)[group.id], 8)
     ```
     """
     return np.sort(np.argsort(-np.asarray(scores), kind="stable")[:k])
@@ -97,7 +100,7 @@ def magnitude(graph, p=1):
     Example:
 
     ```python
-    scores = tfprune.importance.magnitude(tfprune.analyze(model), p=1)
+    scores = tfprune.ranking.importance.magnitude(tfprune.analyze(model), p=1)
     ```
     """
     if p not in (1, 2):
@@ -131,8 +134,9 @@ def group_magnitude(graph, p=1):
     Example:
 
     ```python
-    scores = tfprune.importance.group_magnitude(tfprune.analyze(model), p=1)
-    plan = fit_plan(graph, scores, target_macs=0.5)
+    graph = tfprune.analyze(model)
+    scores = tfprune.ranking.importance.group_magnitude(graph, p=1)
+    plan = tfprune.ranking.fit.fit_plan(graph, scores, tfprune.Budget(macs=0.5))
     ```
     """
     if p not in (1, 2):

@@ -1,7 +1,7 @@
 """Carrying an optimizer's state across a change of model shape.
 
 A model rebuilt in the middle of training (PruneTrain's reconfiguration,
-`tfprune.callbacks.Reconfigure`) keeps its optimizer's momentum and moments:
+`tfprune.methods.prunetrain.Reconfigure`) keeps its optimizer's momentum and moments:
 each slot is sliced like the weight it belongs to, and the step counter is
 copied so learning-rate schedules continue where they were.
 """
@@ -76,7 +76,10 @@ def learning_rate_schedule(optimizer):
     Example:
 
     ```python
-    schedule = learning_rate_schedule(model.optimizer)
+    from tfprune.training.optimizer_state import learning_rate_schedule
+    schedule = tfprune.methods.finetuning.OneCycle(0.05, total_steps=100)
+    model.compile(keras.optimizers.SGD(schedule), loss)
+    same = learning_rate_schedule(model.optimizer)  # a new OneCycle(0.05, 100)
     ```
     """
     rate = optimizer.get_config().get("learning_rate")

@@ -58,6 +58,7 @@ def strategy_scope(model=None):
     Example:
 
     ```python
+    from tfprune.training.replicas import strategy_scope
     with strategy_scope(model):
         clone = keras.models.clone_model(model)
     ```

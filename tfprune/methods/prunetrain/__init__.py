@@ -44,7 +44,7 @@ The method's public facts, and tfprune's choices where they leave room:
   or consumer (the paper's channel union), with no extra code.
 - Branches: when every channel of a group inside a residual branch is dead,
   the branch is removed and its `Add` keeps the shortcut alone
-  (`tfprune.branches`); the block becomes an identity. The branch then
+  (`tfprune.core.branches`); the block becomes an identity. The branch then
   added a constant (its last BN's shift), which goes with it; the epochs
   that follow absorb that. The reconfiguration after the last epoch has no
   epochs after it, so there a dead branch keeps one channel instead and the

@@ -11,7 +11,7 @@ PASSES_PER_SAMPLE = 3  # forward, backward to activations, backward to weights
 class Reconfigure(keras.callbacks.Callback):
     """Removes dead channels every few epochs and logs the model's size.
 
-    For a model made by `tfprune.prunetrain.attach`. Before every epoch
+    For a model made by `tfprune.methods.prunetrain.wrap`. Before every epoch
     that is a multiple of `every` (not the first), dead channels and dead
     residual branches are removed from the network being trained, the
     optimizer's slots sliced with them and its step counter kept; training
@@ -38,9 +38,11 @@ class Reconfigure(keras.callbacks.Callback):
     Example:
 
     ```python
-    pt = tfprune.prunetrain.attach(model, penalty_ratio=0.2)
+    pt = tfprune.methods.prunetrain.wrap(model, penalty_ratio=0.2)
     pt.compile(keras.optimizers.SGD(0.1, momentum=0.9), loss, metrics=["accuracy"])
-    pt.fit(train, epochs=30, callbacks=[tfprune.callbacks.Reconfigure(every=5)])
+    pt.fit(train, epochs=2, verbose=0,
+           callbacks=[tfprune.methods.prunetrain.Reconfigure(every=1)])
+    slim = pt.network
     ```
     """
 

@@ -30,8 +30,8 @@ from tfprune.training.replicas import MultiWorkerFit, num_replicas, per_replica
 class PruneTrainModel(MultiWorkerFit, keras.Model):
     """A model trained with group lasso, whose network shrinks as it trains.
 
-    Made by `tfprune.prunetrain.attach`. Compile and fit it as usual; with
-    `tfprune.callbacks.Reconfigure` in the callbacks, dead channels are
+    Made by `tfprune.methods.prunetrain.wrap`. Compile and fit it as usual;
+    with `tfprune.methods.prunetrain.Reconfigure` in the callbacks, dead channels are
     removed during `fit`. Its training loss is the compiled loss plus λ·R
     (R: the `GroupLasso` penalty), λ set at the first training step so that
     λ·R is a share `penalty_ratio` of that step's loss. In "proximal" mode
@@ -46,7 +46,7 @@ class PruneTrainModel(MultiWorkerFit, keras.Model):
     Args:
         network: the functional (or Sequential) model that computes.
         penalty_ratio: r in [0, 1); 0 trains without penalty.
-        mode: "proximal" or "subgradient" (see `tfprune.regularizers`).
+        mode: "proximal" or "subgradient" (see `tfprune.methods.regularizers`).
 
     Attributes:
         network: the current inner model.

@@ -58,9 +58,11 @@ def reconfigure(model, optimizer=None, threshold=1e-4, custom_objects=None,
     Example:
 
     ```python
-    step = tfprune.prunetrain.reconfigure(model, model.optimizer)
-    model = step.model
-    model.compile(step.optimizer, loss, metrics=["accuracy"])
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9), loss)
+    model.fit(train, epochs=1, verbose=0)
+    step = tfprune.methods.prunetrain.reconfigure(model, model.optimizer)
+    slim = step.model
+    slim.compile(step.optimizer, loss, metrics=["accuracy"])
     ```
     """
     if threshold < 0:

@@ -297,7 +297,7 @@ def fit(model, train, y=None, *, epochs=1, batch_size=None, validation_data=None
         verbose: as for `keras.Model.fit`.
         custom_objects: custom layers the model needs to be re-created.
         mode: "proximal" (default) or "subgradient" group lasso (see
-            `tfprune.regularizers`).
+            `tfprune.methods.regularizers`).
 
     Returns:
         A `PruneTrainResult`.
@@ -305,11 +305,10 @@ def fit(model, train, y=None, *, epochs=1, batch_size=None, validation_data=None
     Example:
 
     ```python
-    model = tfprune.zoo.resnet20(input_shape=(28, 28, 1), classes=10)
-    result = tfprune.prunetrain.fit(
-        model, train, epochs=30, validation_data=val,
+    result = tfprune.methods.prunetrain.fit(
+        model, train, epochs=2, validation_data=(x, y),
         optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
-        penalty_ratio=0.2, reconfigure_every=5, checkpoint_dir="runs/pt")
+        penalty_ratio=0.2, reconfigure_every=1, checkpoint_dir="runs/pt", verbose=0)
     print(result.history["macs"][-1], result.train_flops_ratio)
     result.model.save("slim.keras")
     ```

@@ -19,8 +19,7 @@ Fitness has two steps, to keep each evaluation cheap:
    already searched). These candidates rank above all others, ordered by that
    loss, so elitism keeps the best of them.
 
-Choices of tfprune's where the paper's text was not available: the search
-starts from a population seeded with the L1-norm subset; selection is
+tfprune's choices: the search starts from a population seeded with the L1-norm subset; selection is
 steady-state, crossover keeps the parents' common channels and fills up from
 their union, mutation swaps kept for removed channels; re-fitted consumer
 weights are handed to `rebuild` through `plan.refits`. Consumers that are not
@@ -455,12 +454,13 @@ def plan(model, budget, data, *, generations=30, population=32, sensitivity=None
 
 
 register_method("ga", Method(
-    plan=lambda model, budget, data=None, generations=30, population=32: plan(
-        model, budget, data, generations=generations, population=population),
+    plan=lambda model, budget, data=None, generations=30, population=32, seed=0: plan(
+        model, budget, data, generations=generations, population=population, seed=seed),
     summary="sensitivity-guided widths, channel subsets by a genetic algorithm, "
             "consumers re-fitted",
     paper="Hu et al. 2018, A novel channel pruning method for deep neural network "
           "compression",
     needs_data=True, latency=True, refits=True,
     options=[Option("generations", int, 30, "generations per group"),
-             Option("population", int, 32, "chromosomes per generation")]))
+             Option("population", int, 32, "chromosomes per generation"),
+             Option("seed", int, 0, "seeds the search (same seed, same plan)")]))

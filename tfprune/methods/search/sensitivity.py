@@ -145,7 +145,7 @@ def sensitivity(model, val_data, ratios=(0.25, 0.5, 0.75), limit=1024,
     Example:
 
     ```python
-    sens = tfprune.search.sensitivity(model, (x_val, y_val))
+    sens = tfprune.methods.search.sensitivity(model, (x, y))  # validation data
     sens.plot("sensitivity.png")
     ```
     """
@@ -203,7 +203,8 @@ def allocate(graph, sens, budget, steps=16, min_keep=0.1):
 
     ```python
     sens = tfprune.methods.search.sensitivity(model, (x, y), limit=64)
-    counts = allocate(tfprune.analyze(model), sens, tfprune.Budget(macs=0.5))
+    counts = tfprune.methods.search.allocate(tfprune.analyze(model), sens,
+                                             tfprune.Budget(macs=0.5))
     ```
     """
     latency_table, round_to = budget.table, budget.round_to

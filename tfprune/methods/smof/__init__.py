@@ -7,9 +7,8 @@ channels, shrink each convolution's kernel by whole outer rings (5x5 ->
 so it is not limited by SIMD width granularity, and the result is a plain
 convolution every runtime runs without custom kernels.
 
-Only the paper's abstract was available while writing this; the training
-recipe below is tfprune's own, built like `tfprune.hfp` so the two methods
-read alike:
+The training recipe below is tfprune's own, built like `tfprune.methods.hfp`
+so the two methods read alike:
 
 - Masks: every `Conv1D/2D`, `DepthwiseConv1D/2D` and `SeparableConv1D/2D`
   (depthwise kernel) with a kernel wider than 1 and `same`/`valid`

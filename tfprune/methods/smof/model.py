@@ -407,8 +407,11 @@ class SMOFSchedule(keras.callbacks.Callback):
     Example:
 
     ```python
-    masked.fit(train, epochs=5, callbacks=[tfprune.methods.smof.SMOFSchedule(),
-                                            keras.callbacks.CSVLogger("smof.csv")])
+    masked = tfprune.methods.smof.mask(model, tfprune.Budget(macs=0.5))
+    masked.compile("sgd", loss)
+    masked.fit(train, epochs=2, verbose=0,
+               callbacks=[tfprune.methods.smof.SMOFSchedule(ramp_epochs=1),
+                          keras.callbacks.CSVLogger("smof.csv")])
     ```
     """
 
@@ -420,7 +423,7 @@ class SMOFSchedule(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if not isinstance(self.model, SMOFModel):
-            raise TypeError("SMOFSchedule needs a model made by tfprune.methods.smof.attach(...).")
+            raise TypeError("SMOFSchedule needs an SMOFModel: tfprune.methods.smof.mask(...) or attach(...).model.")
         self._steps = self.params.get("steps") if self.params else None
         self._set_progress()
 

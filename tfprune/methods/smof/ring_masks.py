@@ -71,8 +71,9 @@ class KernelRingMask(keras.layers.Wrapper):
     Example:
 
     ```python
+    inputs = keras.Input((12, 12, 1))
     conv = keras.layers.Conv2D(16, 3, padding="same")
-    x = tfprune.layers.KernelRingMask(conv, name="conv")(inputs)
+    h = tfprune.methods.smof.KernelRingMask(conv, name="conv")(inputs)
     ```
     """
 
