@@ -44,6 +44,7 @@ def _documented(module):
         elif inspect.isclass(obj):
             yield f"{module.__name__}.{name}", obj.__doc__ or ""
             for attr, member in vars(obj).items():
+                member = getattr(member, "__func__", member)  # class/static methods
                 if (attr.startswith("_") and attr != "__init__") or not callable(member):
                     continue
                 # Its own docstring only: getdoc would inherit Keras's examples.

@@ -202,7 +202,7 @@ def insert_gates(serialized, graph, positions):
         after = max(by_name[history_of(k)[0]] for k in keys)
         dtype = entries[by_name[history_of(keys[0])[0]]]["config"].get("dtype")
         inserts.append((after, {
-            "module": "tfprune.layers", "class_name": GATE,
+            "module": "tfprune.methods.gates", "class_name": GATE,
             "registered_name": "tfprune>ChannelGate", "name": name,
             "config": {"name": name, "trainable": True, "dtype": dtype,
                        "initial_value": 1.0},

@@ -87,7 +87,7 @@ def _loss_gradients(model, variables, x, y, loss_fn):
         return [np.asarray(g_train[ids[id(v)]]) if id(v) in ids
                 else np.asarray(g_fixed[fixed_ids[id(v)]]) for v in variables]
     raise NotImplementedError(
-        f"tfprune.prunenet needs gradients; the '{backend}' Keras backend is not "
+        f"tfprune.methods.prunenet needs gradients; the '{backend}' Keras backend is not "
         "supported yet (use KERAS_BACKEND=tensorflow or jax).")
 
 

@@ -282,7 +282,7 @@ class GroupLasso:
             raise ValueError(
                 "with_loss adds the penalty to the loss (the subgradient form); "
                 "make the GroupLasso with mode='subgradient', or train with "
-                "tfprune.prunetrain.attach for the proximal form.")
+                "tfprune.methods.prunetrain.attach for the proximal form.")
         loss = keras.losses.get(loss)
 
         def penalised(y_true, y_pred):

@@ -66,7 +66,7 @@ class Reconfigure(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if not hasattr(self.model, "network") or not hasattr(self.model, "run"):
             raise TypeError(
-                "Reconfigure needs a model made by tfprune.prunetrain.attach(...).")
+                "Reconfigure needs a PruneTrainModel: tfprune.methods.prunetrain.wrap(...) or attach(...).model.")
 
     def on_epoch_begin(self, epoch, logs=None):
         run = self.model.run

@@ -19,12 +19,13 @@ Fitness has two steps, to keep each evaluation cheap:
    already searched). These candidates rank above all others, ordered by that
    loss, so elitism keeps the best of them.
 
-tfprune's choices: the search starts from a population seeded with the L1-norm subset; selection is
-steady-state, crossover keeps the parents' common channels and fills up from
-their union, mutation swaps kept for removed channels; re-fitted consumer
-weights are handed to `rebuild` through `plan.refits`. Consumers that are not
-Conv/Dense (e.g. separable or transposed convolutions) are zeroed rather than
-re-fitted, and a group with none of those consumers keeps its L1 subset.
+tfprune's choices: the search starts from a population seeded with the
+L1-norm subset; selection is steady-state, crossover keeps the parents'
+common channels and fills up from their union, mutation swaps kept for
+removed channels; re-fitted consumer weights are handed to `rebuild` through
+`plan.refits`. Consumers that are not Conv/Dense (e.g. separable or
+transposed convolutions) are zeroed rather than re-fitted, and a group with
+none of those consumers keeps its L1 subset.
 """
 
 import time
