@@ -15,8 +15,8 @@ import keras
 import numpy as np
 import pytest
 
-import tfprune
 import tflite_export
+import tfprune
 
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 # Modules whose import has side effects a test must not have (none today).

@@ -144,7 +144,7 @@ def test_errors():
     model = _model()
     model.compile("sgd", LOSS)
     x, y = _data(8)
-    with pytest.raises(TypeError, match="smof.attach"):
+    with pytest.raises(TypeError, match="needs an SMOFModel: tfprune.methods.smof.mask"):
         model.fit(x, y, verbose=0, callbacks=[tfprune.methods.smof.SMOFSchedule()])
     masked = tfprune.methods.smof.mask(model, tfprune.Budget(macs=0.5))
     with pytest.raises(tfprune.TfpruneError, match="already"):

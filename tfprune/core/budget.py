@@ -192,3 +192,22 @@ class Budget:
     def to_dict(self):
         """The targets and `round_to`, for logs and records (not the table)."""
         return {**self.targets, "round_to": self.round_to}
+
+
+def check_budget(budget):
+    """`budget` if it is a `Budget`, else a `ValueError` naming what it is.
+
+    Every entry point that takes a budget calls this first, so a target
+    passed the old way (`0.5`, a dict) or arguments in the wrong order get
+    one clear message.
+
+    Example:
+
+    ```python
+    budget = tfprune.core.budget.check_budget(tfprune.Budget(macs=0.5))
+    ```
+    """
+    if not isinstance(budget, Budget):
+        raise ValueError(f"expected a tfprune.Budget, got {type(budget).__name__} "
+                         f"({budget!r:.40}); e.g. tfprune.Budget(macs=0.5).")
+    return budget

@@ -57,7 +57,7 @@ keep their width.
 import keras
 import numpy as np
 
-from tfprune.core.budget import Budget
+from tfprune.core.budget import Budget, check_budget
 from tfprune.core.configs import (
     copy_weights_by_name,
     functional_serialized,
@@ -358,8 +358,7 @@ def gate(model, budget, weight=5.0, threshold=0.05):
     slim = tfprune.rebuild(gated, tfprune.methods.hfp.plan(gated))
     ```
     """
-    if not isinstance(budget, Budget):
-        raise ValueError(f"expected a tfprune.Budget, got {type(budget).__name__}.")
+    check_budget(budget)
     for name, value, low, high in (("weight", weight, 0.0, None),
                                    ("threshold", threshold, 0.0, 1.0)):
         if (isinstance(value, bool) or not isinstance(value, (int, float))
@@ -547,6 +546,7 @@ def plan(model, budget=None):
     if budget is None:
         budget = stored_budget(model)
     else:
+        check_budget(budget)
         hardened = False  # a new target: plan it from the factors
     scores = gate_scores(model)
     folded = fold_gates(model)

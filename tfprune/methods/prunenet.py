@@ -45,7 +45,7 @@ Gradients are the one backend-specific step; `_loss_gradients` isolates it
 import keras
 import numpy as np
 
-from tfprune.core.budget import Budget
+from tfprune.core.budget import check_budget
 from tfprune.core.data import as_arrays
 from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.rebuild import zero_out
@@ -214,9 +214,7 @@ def plan(model, budget, data, *, iterative_steps=1, loss=None, from_logits=True,
     slim = tfprune.rebuild(model, plan)  # then fine-tune slim
     ```
     """
-    if not isinstance(budget, Budget):
-        raise ValueError(f"expected a tfprune.Budget, got {type(budget).__name__}; "
-                         "the arguments are (model, budget, data).")
+    check_budget(budget)
     if budget.latency is not None:
         raise ValueError("PruneNet takes no latency target; give macs= or params=.")
     if isinstance(iterative_steps, bool) or not isinstance(iterative_steps, int) \

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from tfprune.core.budget import Budget
+from tfprune.core.budget import check_budget
 from tfprune.core.cost import cost
 from tfprune.core.finite import check_finite_scores
 from tfprune.core.plan import PruningPlan
@@ -98,8 +98,7 @@ def fit_plan(graph, scores, budget, scope="global", normalize=True):
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
-    if not isinstance(budget, Budget):
-        raise ValueError(f"expected a tfprune.Budget, got {type(budget).__name__}.")
+    check_budget(budget)
     latency_table = budget.table
     limits = [(v, k) for k, v in budget.resolve(graph).items()]  # checks the table
     round_to = budget.round_to

@@ -33,7 +33,7 @@ import time
 import keras
 import numpy as np
 
-from tfprune.core.budget import Budget
+from tfprune.core.budget import Budget, check_budget
 from tfprune.core.data import as_arrays, evaluate
 from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.plan import PruningPlan
@@ -192,8 +192,7 @@ class GeneticChannelSearch:
     def __init__(self, model, calib_data, budget, sensitivity=None, population=32,
                  generations=30, seed=0, fitness="two_step", real_loss_top=2,
                  positions=1024, batch_size=256, from_logits=True, verbose=True):
-        if not isinstance(budget, Budget):
-            raise ValueError(f"expected a tfprune.Budget, got {type(budget).__name__}.")
+        check_budget(budget)
         for name, value in (("population", population), ("generations", generations)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{name} must be an integer, got {value!r}.")

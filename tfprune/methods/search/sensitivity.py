@@ -6,6 +6,7 @@ import math
 import keras
 import numpy as np
 
+from tfprune.core.budget import check_budget
 from tfprune.core.data import as_arrays, evaluate
 from tfprune.core.graph import ChannelGraph, analyze
 from tfprune.core.plan import PruningPlan
@@ -207,7 +208,7 @@ def allocate(graph, sens, budget, steps=16, min_keep=0.1):
                                              tfprune.Budget(macs=0.5))
     ```
     """
-    latency_table, round_to = budget.table, budget.round_to
+    latency_table, round_to = check_budget(budget).table, budget.round_to
     auto = round_to == "auto"
     limits = [(v, k) for k, v in budget.resolve(graph).items()]
     scores = magnitude(graph)

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from tfprune.core.budget import Budget
+from tfprune.core.budget import check_budget
 from tfprune.core.configs import (
     copy_weights_by_name,
     functional_serialized,
@@ -264,8 +264,7 @@ def mask(model, budget, weight=5.0, threshold=0.05):
 
 
 def _check_budget(budget):
-    if not isinstance(budget, Budget):
-        raise ValueError(f"expected a tfprune.Budget, got {type(budget).__name__}.")
+    check_budget(budget)
     if budget.latency is not None:
         raise ValueError("SMOF takes no latency target; give macs= or params=.")
     if budget.round_to != 1:
