@@ -71,3 +71,35 @@ def assert_close(reference, actual, rtol=1e-5):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def example_namespace():
+    """What code examples (docstrings, README, docs) may use without defining
+    it: tiny stand-ins for the model and data the prose talks about."""
+    import tensorflow as tf
+
+    import tfprune
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12, 12, 1))
+    h = keras.layers.Conv2D(8, 3, padding="same", name="conv1")(inp)
+    h = keras.layers.BatchNormalization(name="bn1")(h)
+    h = keras.layers.ReLU()(h)
+    r = keras.layers.Conv2D(8, 3, padding="same", name="conv2")(h)
+    r = keras.layers.BatchNormalization(name="bn2")(r)
+    h = keras.layers.ReLU()(keras.layers.Add()([h, r]))
+    h = keras.layers.Conv2D(12, 3, strides=2, padding="same", name="conv3")(h)
+    h = keras.layers.ReLU()(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(inp, keras.layers.Dense(4, name="logits")(h), name="example")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 12, 12, 1)).astype("float32")
+    y = rng.integers(0, 4, 64)
+    return {"tfprune": tfprune, "keras": keras, "np": np, "tf": tf, "model": model,
+            "x": x, "y": y, "train": tf.data.Dataset.from_tensor_slices((x, y)).batch(16),
+            "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
+
+
+def pytest_markdown_docs_globals():
+    """The names README.md and docs/ code blocks may use (pytest-markdown-docs)."""
+    return example_namespace()

@@ -113,3 +113,25 @@ def test_prune_with_data_driven_methods(fashion_model_file, tmp_path, method, ex
     assert cli.main(["prune", fashion_model_file, "--method", method, *target,
                      "-o", out]) == 2
     assert "needs --data" in capsys.readouterr().err
+
+
+def test_the_command_is_quiet_and_an_error_is_the_last_line(tmp_path):
+    """TensorFlow's native start-up log stays off the command's stderr;
+    --verbose brings it back; either way tfprune's error is the last line."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    missing = str(tmp_path / "nope.keras")
+    quiet = subprocess.run([sys.executable, "-m", "tfprune", "inspect", missing],
+                           capture_output=True, text=True, env=env)
+    assert quiet.returncode == 2
+    assert quiet.stderr.splitlines() == [f"tfprune: error: no such file: {missing}"]
+    loud = subprocess.run([sys.executable, "-m", "tfprune", "--verbose", "inspect", missing],
+                          capture_output=True, text=True, env=env)
+    assert loud.returncode == 2
+    assert loud.stderr.splitlines()[-1] == f"tfprune: error: no such file: {missing}"
+    native = subprocess.run([sys.executable, "-c", "import tensorflow"],
+                            capture_output=True, text=True, env=env).stderr
+    if native.strip():  # this TensorFlow logs at start-up: --verbose shows it
+        assert native.strip().splitlines()[0] in loud.stderr
+    ok = subprocess.run([sys.executable, "-m", "tfprune", "prune", "--help", "--verbose"],
+                        capture_output=True, text=True, env=env)
+    assert ok.returncode == 0 and "--verbose" in ok.stdout

@@ -11,9 +11,8 @@ import inspect
 import pkgutil
 import re
 
-import keras
-import numpy as np
 import pytest
+from conftest import example_namespace
 
 import tflite_export
 import tfprune
@@ -72,30 +71,7 @@ def test_examples_were_found():
     assert len(EXAMPLES) >= 60
 
 
-def _namespace():
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((12, 12, 1))
-    h = keras.layers.Conv2D(8, 3, padding="same", name="conv1")(inp)
-    h = keras.layers.BatchNormalization(name="bn1")(h)
-    h = keras.layers.ReLU()(h)
-    r = keras.layers.Conv2D(8, 3, padding="same", name="conv2")(h)
-    r = keras.layers.BatchNormalization(name="bn2")(r)
-    h = keras.layers.ReLU()(keras.layers.Add()([h, r]))
-    h = keras.layers.Conv2D(12, 3, strides=2, padding="same", name="conv3")(h)
-    h = keras.layers.ReLU()(h)
-    h = keras.layers.GlobalAveragePooling2D()(h)
-    model = keras.Model(inp, keras.layers.Dense(4, name="logits")(h), name="example")
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 12, 12, 1)).astype("float32")
-    y = rng.integers(0, 4, 64)
-    return {"tfprune": tfprune, "keras": keras, "np": np, "tf": tf, "model": model,
-            "x": x, "y": y, "train": tf.data.Dataset.from_tensor_slices((x, y)).batch(16),
-            "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
-
-
 @pytest.mark.parametrize("code", EXAMPLES)
 def test_example_runs(code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # examples may write files
-    exec(compile(code, "<docstring example>", "exec"), _namespace())
+    exec(compile(code, "<docstring example>", "exec"), example_namespace())

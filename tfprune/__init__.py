@@ -12,7 +12,11 @@ print(tfprune.cost(model).macs, tfprune.cost(slim).macs)
 
 import importlib
 
-from tfprune.core.batchnorm import recalibrate_bn
+from tfprune import native_logs
+
+native_logs.silence_if_command()  # before TensorFlow loads: see native_logs
+
+from tfprune.core.batchnorm import recalibrate_bn  # noqa: E402
 from tfprune.core.budget import Budget
 from tfprune.core.cost import cost
 from tfprune.core.graph import analyze

@@ -38,6 +38,8 @@ __all__ = ["CliError", "check_outputs", "main", "parser"]
 def parser():
     p = argparse.ArgumentParser(
         prog="tfprune", description="Structured channel pruning for Keras 3 models.")
+    p.add_argument("--verbose", action="store_true",
+                   help="also show TensorFlow's own log (hidden by default)")
     sub = p.add_subparsers(dest="command", required=True)
     i = sub.add_parser("inspect", help="channel groups, barriers, params and MACs",
                        description="Show a model's channel groups, barriers "
@@ -132,6 +134,9 @@ def parser():
     la.set_defaults(func=commands.latency)
     for plugin in _plugins():
         plugin(sub)
+    for command in sub.choices.values():
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="also show TensorFlow's own log (hidden by default)")
     return p
 
 
