@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: demo test lint install data clean
+.PHONY: demo test lint docs install data clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,8 @@ demo: install data
 
 # The core and the HFP gates are written in keras.ops: their tests run a
 # second time on JAX (tests/conftest.py says which).
-test: install data lint
-	$(PY) -m pytest -q tests
+test: install data lint docs
+	$(PY) -m pytest -q tests --markdown-docs --markdown-docs-syntax=superfences README.md docs
 	KERAS_BACKEND=jax $(PY) -m pytest -q -m "backend_agnostic and not slow_on_jax" tests
 
 # Import contracts (core <- ranking <- methods; tflite_export -> tfprune) and ruff.
@@ -35,5 +35,10 @@ lint: install
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 
+# The documentation site (MkDocs, Material), into site/; --strict: a broken
+# link or a missing API reference fails the build.
+docs: install
+	$(VENV)/bin/mkdocs build --strict -q -d site
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis site

@@ -28,9 +28,12 @@ setup(
         "matplotlib>=3.7",  # sensitivity and report plots
     ],
     extras_require={
-        # jax[cpu]: `make test` runs the core's tests on the JAX backend too.
+        # jax[cpu]: `make test` runs the core's tests on the JAX backend too;
+        # pytest-markdown-docs runs the code blocks of README.md and docs/;
+        # mkdocs builds the documentation site (`make docs`).
         "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.6", "import-linter>=2.0",
-                "jax[cpu]>=0.4"],
+                "jax[cpu]>=0.4", "pytest-markdown-docs>=0.9", "mkdocs>=1.6,<2",
+                "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
         "tfds": ["tensorflow-datasets>=4.9"],
         # The peer row of `python -m benchmarks.latency`: tfmot only prunes
         # tf_keras models. tf_keras requires the `tensorflow` package by

@@ -22,6 +22,27 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in BACKEND_AGNOSTIC:
             item.add_marker("backend_agnostic")
+        if item.path.suffix == ".md":  # README / docs code blocks
+            item.runtest = _in_a_temporary_directory(item.runtest)
+
+
+def _in_a_temporary_directory(run):
+    """`run`, in a fresh temporary working directory: the files a code
+    block writes (slim.keras, model.tflite, ...) never land in the tree."""
+    import functools
+    import tempfile
+
+    @functools.wraps(run)
+    def wrapped():
+        before = os.getcwd()
+        with tempfile.TemporaryDirectory() as directory:
+            os.chdir(directory)
+            try:
+                run()
+            finally:
+                os.chdir(before)
+
+    return wrapped
 
 
 def randomize_bn(model, seed=0):
