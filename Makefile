@@ -26,7 +26,7 @@ demo: install data
 
 # The core and the HFP gates are written in keras.ops: their tests run a
 # second time on JAX (tests/conftest.py says which).
-test: install data lint docs
+test: install data lint
 	$(PY) -m pytest -q tests --markdown-docs --markdown-docs-syntax=superfences README.md docs
 	KERAS_BACKEND=jax $(PY) -m pytest -q -m "backend_agnostic and not slow_on_jax" tests
 
