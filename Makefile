@@ -26,7 +26,7 @@ demo: install data
 
 # The core and the HFP gates are written in keras.ops: their tests run a
 # second time on JAX (tests/conftest.py says which).
-test: install data lint
+test: install data lint docs
 	$(PY) -m pytest -q tests --markdown-docs --markdown-docs-syntax=superfences README.md docs
 	KERAS_BACKEND=jax $(PY) -m pytest -q -m "backend_agnostic and not slow_on_jax" tests
 
@@ -38,7 +38,7 @@ lint: install
 # The documentation site (MkDocs, Material), into site/; --strict: a broken
 # link or a missing API reference fails the build.
 docs: install
-	$(VENV)/bin/mkdocs build --strict -q -d site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q -d site
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis site

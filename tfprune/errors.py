@@ -32,7 +32,7 @@ class InvalidPlanError(TfpruneError, ValueError):
 
 
 class TargetUnreachableError(TfpruneError, ValueError):
-    """A params/MACs target cannot be met by any valid plan."""
+    """A MACs, params or latency target cannot be met by any valid plan."""
 
 
 class NonFiniteWeightsError(TfpruneError, ValueError):

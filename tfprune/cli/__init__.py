@@ -46,7 +46,7 @@ def parser():
                        "(where pruning stops, and why), params and MACs.")
     i.add_argument("model", help="a .keras model file")
     i.set_defaults(func=commands.inspect_model)
-    r = sub.add_parser("prune", help="prune a model to a MACs/params target",
+    r = sub.add_parser("prune", help="prune a model to a MACs/params/latency target",
                        description="Prune a .keras model to a MACs and/or "
                        "params target and save the slim model.")
     r.add_argument("model", help="a .keras model file (never modified)")
@@ -157,13 +157,14 @@ def _add_method_arguments(r):
     for name, option in all_options().items():
         takers = [(m, spec.option(name)) for m, spec in methods.items()
                   if spec.option(name) is not None]
-        values = {str(o.default) for _, o in takers}
-        defaults = (values.pop() if len(values) == 1
-                    else ", ".join(f"{m} {o.default}" for m, o in takers))
-        choices = f" ({'/'.join(map(str, option.choices))})" if option.choices else ""
-        r.add_argument(option.flag, dest=name, default=None,
-                       help=f"{'/'.join(m for m, _ in takers)}: {option.help}{choices} "
-                       f"(default: {defaults})")
+        helps = {}  # one line per distinct meaning, naming its methods
+        for m, o in takers:
+            choices = f" ({'/'.join(map(str, o.choices))})" if o.choices else ""
+            helps.setdefault(f"{o.help}{choices}", []).append(f"{m} {o.default}")
+        r.add_argument(option.flag, dest=name, default=None, help="; ".join(
+            f"{'/'.join(d.split()[0] for d in defaults)}: {text} (default: "
+            f"{', '.join(sorted({d.split(maxsplit=1)[1] for d in defaults}))})"
+            for text, defaults in helps.items()))
 
 
 def _plugins():

@@ -90,11 +90,12 @@ class Budget:
     ```
     """
 
-    macs: object = None
-    params: object = None
-    latency: object = None
-    table: object = dataclasses.field(default=None, compare=False, repr=False)
-    round_to: object = 1
+    macs: "float | None" = None
+    params: "float | None" = None
+    latency: "float | str | None" = None
+    table: "LatencyTable | None" = dataclasses.field(default=None, compare=False,
+                                                      repr=False)
+    round_to: "int | str" = 1
 
     def __post_init__(self):
         set_ = object.__setattr__

@@ -178,6 +178,8 @@ class ChannelGraph:
 
     @property
     def prunable_groups(self):
+        """The groups a plan may shrink (not pinned by an input, an output,
+        a barrier or a grouped convolution)."""
         return [g for g in self.groups if g.prunable]
 
     def group_of(self, layer_name):

@@ -414,7 +414,7 @@ def attach(model, budget, weight=5.0, threshold=0.05, ramp_epochs=1, fade_epochs
         ramp_epochs, fade_epochs: as for `HolisticBudget`.
 
     Returns:
-        A `TrainingSession`: compile and fit `session.model` (a `GatedModel`)
+        A `TrainingSession`; compile and fit `session.model` (a `GatedModel`)
         with `session.callbacks`; `session.plan()` is `plan(session.model)`
         and `session.rebuild()` the slim model.
 

@@ -341,7 +341,7 @@ def attach(model, budget=None, penalty_ratio=0.2, mode="proximal", reconfigure_e
             `threshold`.
 
     Returns:
-        A `TrainingSession`: compile and fit `session.model` (a
+        A `TrainingSession`; compile and fit `session.model` (a
         `PruneTrainModel`) with `session.callbacks`; `session.rebuild()` is
         the trained, already slim network and `session.plan()` describes
         what was removed from `model` (`trained_plan`).

@@ -282,7 +282,7 @@ def attach(model, budget, weight=5.0, threshold=0.05, ramp_epochs=1):
         ramp_epochs: as for `SMOFSchedule`.
 
     Returns:
-        A `TrainingSession`: compile and fit `session.model` (an `SMOFModel`)
+        A `TrainingSession`; compile and fit `session.model` (an `SMOFModel`)
         with `session.callbacks`; `session.plan()` is `plan(session.model)`.
 
     Example:
