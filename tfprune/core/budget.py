@@ -93,8 +93,7 @@ class Budget:
     macs: "float | None" = None
     params: "float | None" = None
     latency: "float | str | None" = None
-    table: "LatencyTable | None" = dataclasses.field(default=None, compare=False,
-                                                      repr=False)
+    table: object = dataclasses.field(default=None, compare=False, repr=False)
     round_to: "int | str" = 1
 
     def __post_init__(self):
