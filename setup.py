@@ -24,7 +24,7 @@ setup(
         # on Android; tf.lite.Interpreter is deprecated.
         "ai-edge-litert>=2.0",
         "flatbuffers>=23.5",  # reading .tflite files (tflite_export)
-        "pygad>=3.3",  # the genetic channel search (tfprune.search)
+        "pygad>=3.3",  # the genetic channel search (tfprune.methods.search)
         "matplotlib>=3.7",  # sensitivity and report plots
     ],
     extras_require={

@@ -1,1 +1,1 @@
-"""Channel importance criteria, and fitting a plan to a params/MACs budget."""
+"""Channel importance criteria, and fitting a plan to a `Budget`."""
