@@ -100,6 +100,19 @@ def test_keras_applications(name):
     assert tfprune.cost(model).params == model.count_params()
 
 
+@pytest.mark.slow_on_jax
+def test_weights_without_names_of_their_own_are_copied_by_position():
+    """ConvNeXt's layer-scale weights get generated names ("variable_18")
+    that differ between the model and its rebuilt copy."""
+    model = keras.applications.ConvNeXtTiny(weights=None, input_shape=(32, 32, 3),
+                                            classes=10)
+    graph = tfprune.analyze(model)
+    assert len(graph.prunable_groups) > 10
+    plan = random_plan(graph, np.random.default_rng(2))
+    slim = _equivalent(model, plan, _inputs(model))
+    assert tfprune.cost(model, plan).params == slim.count_params()
+
+
 def test_names_dtype_policy_and_trainable_flags_survive(tmp_path, rng):
     inputs = keras.Input((8, 8, 3))
     x = layers.Conv2D(6, 3, name="first", dtype="mixed_float16")(inputs)

@@ -90,13 +90,15 @@ def _copy_weights(target, graph, masks, transform, refits=None, kernel_op=None):
             continue
         layer, new_layer = node.layer, _get_layer(target, node.path)
         if node.spec is None or node.kind == "barrier" or isinstance(layer, keras.Model):
+            values = layer.get_weights()
             if kernel_op is not None and not isinstance(layer, keras.Model):
-                values = {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
-                values = kernel_op(node, values)
-                for w in new_layer.weights:
-                    w.assign(values[w.name])
-            else:
-                new_layer.set_weights(layer.get_weights())
+                named = {w.name: v for w, v in zip(layer.weights, values)}
+                changed = {k: v for k, v in kernel_op(node, dict(named)).items()
+                           if v is not named.get(k)}
+                values = [changed.get(w.name, v) for w, v in zip(layer.weights, values)]
+            # By position: weights without a name of their own get generated
+            # names ("variable_18") that differ between the two models.
+            new_layer.set_weights(values)
             continue
         layout = node.spec.weights
         in_mask = masks[node.inputs[0]]
@@ -114,15 +116,15 @@ def _copy_weights(target, graph, masks, transform, refits=None, kernel_op=None):
                                            None, out_mask, repeat)
         if kernel_op is not None:
             values = kernel_op(node, values)
-        for w in new_layer.weights:
-            if (w.name in refits.get(node.name, {})
-                    and tuple(values[w.name].shape) != tuple(w.shape)):
+        for old, w in zip(layer.weights, new_layer.weights):  # by position, as above
+            if (old.name in refits.get(node.name, {})
+                    and tuple(values[old.name].shape) != tuple(w.shape)):
                 raise InvalidPlanError(
-                    f"re-fitted weight '{node.name}/{w.name}' sliced to the kept "
-                    f"outputs has shape {tuple(values[w.name].shape)}, but the "
+                    f"re-fitted weight '{node.name}/{old.name}' sliced to the kept "
+                    f"outputs has shape {tuple(values[old.name].shape)}, but the "
                     f"pruned layer needs {tuple(w.shape)}; the plan's refits do "
                     "not belong to its kept channels.")
-            w.assign(values[w.name])
+            w.assign(values[old.name])
 
 
 def _clone(model, graph, masks, custom_objects, kernels=None):
