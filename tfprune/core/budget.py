@@ -130,9 +130,7 @@ class Budget:
         keywords = {"macs": target_macs, "params": target_params,
                     "latency": target_latency, "table": latency_table}
         if budget is not None:
-            if not isinstance(budget, Budget):
-                raise ValueError(f"expected a tfprune.Budget, got {type(budget).__name__} "
-                                 f"({budget!r}); e.g. tfprune.Budget(macs=0.5).")
+            check_budget(budget)
             given = [f"target_{k}" if k != "table" else "latency_table"
                      for k, v in keywords.items() if v is not None]
             if round_to is not None:
@@ -186,12 +184,10 @@ class Budget:
     def fractions(self, graph):
         """The MACs/params targets as fractions of the model's figures."""
         base = cost(graph)
-        return {k: v / getattr(base, k) for k, v in self.resolve(graph).items()
-                if k in ("macs", "params")}
-
-    def to_dict(self):
-        """The targets and `round_to`, for logs and records (not the table)."""
-        return {**self.targets, "round_to": self.round_to}
+        return {k: (v * total if v <= 1 else v) / total  # as `resolve` counts, once
+                for k, v, total in (("macs", self.macs, base.macs),
+                                    ("params", self.params, base.params))
+                if v is not None}
 
 
 def check_budget(budget):
